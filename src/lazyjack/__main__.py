@@ -1,0 +1,5 @@
+"""Entry point for `python -m lazyjack`."""
+
+from lazyjack.cli import entry
+
+entry()

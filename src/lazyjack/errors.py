@@ -1,0 +1,73 @@
+"""The exception hierarchy: every error lazyjack raises on purpose derives from LazyjackError."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LazyjackError(Exception):
+    """Base of every error lazyjack raises on purpose; the CLI maps subclasses to exit codes."""
+
+    exit_code = 1
+
+
+class UsageError(LazyjackError):
+    """The command line is wrong."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the configuration: where, what value, and what would be valid."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}" if self.path else "(file)"
+        if self.line is not None:
+            where += f" (line {self.line})"
+        return f"{where}: {self.message}"
+
+
+class ConfigError(LazyjackError):
+    """The configuration file cannot be used; carries every problem found."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        count = len(problems)
+        noun = "problem" if count == 1 else "problems"
+        lines = [f"{source}: {count} {noun} in the configuration:"]
+        lines += [f"  - {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+class HostError(LazyjackError):
+    """A change to the host failed while acting."""
+
+    exit_code = 1
+
+
+class PreflightError(LazyjackError):
+    """The host is not fit for the command; nothing was changed."""
+
+    exit_code = 1
+
+
+class CommandFailed(HostError):
+    """An external program failed; keeps its argv and output for the message."""
+
+    def __init__(self, argv: list[str], returncode: int | None, output: str, *, reason: str = "") -> None:
+        self.argv = argv
+        self.returncode = returncode
+        self.output = output
+        how = reason or f"exited with {returncode}"
+        text = f"{' '.join(argv)} {how}"
+        if output.strip():
+            text += "\n" + output.rstrip()
+        super().__init__(text)
