@@ -1,0 +1,168 @@
+"""The command line: parse arguments, load the config, run a command, map errors to exit codes.
+
+Nothing below this module prints or exits; this is the only place that does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lazyjack import __version__
+from lazyjack.errors import ConfigError, LazyjackError, UsageError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+COMMANDS = ("init", "prepare", "up", "down", "clean", "version", "validate")
+ACTING = ("init", "prepare", "up", "down", "clean")
+EXAMPLES_DIR = Path(__file__).parent / "examples"
+EXAMPLES = ("ipv6.yaml", "ipv4.yaml", "dual-stack.yaml")
+
+#: lazyjack 1.x (Go `flag`) spellings -> ours. Go accepts one or two dashes and `-name=value`.
+_GO_FLAGS = {"-config": "--config", "-host": "--host", "-v": "--verbose"}
+#: glog flags 1.x accepted; they change nothing here, so they are accepted and ignored.
+_GO_IGNORED_BOOL = {"-alsologtostderr", "-logtostderr"}
+_GO_IGNORED_VALUE = {"-log_dir", "-log_backtrace_at", "-stderrthreshold", "-vmodule"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so main() owns the exit code."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message}\n{self.format_usage().rstrip()}")
+
+
+def translate_go_flags(argv: Sequence[str]) -> list[str]:
+    """Rewrite lazyjack 1.x flag spellings (`-config FILE`, `-host=NAME`, `-v 4`) to ours."""
+    out: list[str] = []
+    skip_next = False
+    for arg in argv:
+        if skip_next:
+            skip_next = False
+            continue
+        name, eq, value = arg.partition("=")
+        if name in _GO_IGNORED_BOOL:
+            continue
+        if name in _GO_IGNORED_VALUE:
+            skip_next = not eq
+            continue
+        if name in _GO_FLAGS:
+            out.append(f"{_GO_FLAGS[name]}={value}" if eq else _GO_FLAGS[name])
+            continue
+        out.append(arg)
+    return out
+
+
+def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument("-c", "--config", default=default("config.yaml"), metavar="FILE",
+                        help="the cluster's configuration file (default: config.yaml)")
+    parser.add_argument("--host", default=default(None), metavar="NAME",
+                        help="the node of the topology to act on (default: this machine's hostname)")
+    parser.add_argument("--root", default=default("/"), metavar="DIR",
+                        help="act on files under DIR instead of / (for sandboxes and tests)")
+    parser.add_argument("--dry-run", action="store_true", default=default(False),
+                        help="show every change (with diffs of files) and change nothing")
+    parser.add_argument("--debug", action="store_true", default=default(False),
+                        help="show tracebacks of unexpected errors")
+    parser.add_argument("--verbose", "-V", type=int, default=default(0), metavar="N",
+                        help="more detail (lazyjack 1.x: -v N)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="lazyjack",
+        description="Prepare bare-metal hosts for a kubeadm cluster (IPv6, IPv4, dual-stack) and undo it.",
+        epilog="Exit codes: 0 done, 1 failure while acting, 2 usage or configuration error.",
+    )
+    _common(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="{" + "|".join(COMMANDS) + "}", parser_class=_Parser)
+    helps = {
+        "init": "make the CA and bootstrap token (master; not needed when insecure)",
+        "prepare": "prepare this node: addresses, routes, hosts/resolv.conf, kubeadm config",
+        "up": "bring Kubernetes up on this node (master first, then minions)",
+        "down": "tear Kubernetes down on this node (minions first, then master)",
+        "clean": "undo prepare on this node",
+        "version": "show the version",
+        "validate": "check the configuration and show the address plan",
+    }
+    for name in COMMANDS:
+        cmd = sub.add_parser(name, help=helps[name], description=helps[name])
+        _common(cmd, suppress=True)
+        if name == "validate":
+            cmd.add_argument("--output", "-o", choices=("text", "json"), default="text",
+                             help="text summary or the address plan as JSON")
+    return parser
+
+
+def _examples_hint() -> str:
+    names = ", ".join(EXAMPLES)
+    return (f"the packaged examples are in {EXAMPLES_DIR} ({names}); "
+            f"try: lazyjack validate --config {EXAMPLES_DIR / EXAMPLES[0]}")
+
+
+def _run(args: argparse.Namespace, out: list[str]) -> int:
+    command = args.command
+    if command == "version":
+        out.append(f"lazyjack version {__version__}")
+        return EXIT_OK
+    config_path = Path(args.config)
+    if not config_path.exists():
+        raise ConfigError(str(config_path), [_missing_config(args.config)])
+    if command == "validate":
+        from lazyjack.commands.validate import run_validate
+
+        text, warnings = run_validate(config_path, host=args.host, output=args.output)
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        out.append(text)
+        return EXIT_OK
+    host = args.host or socket.gethostname()
+    raise LazyjackError(f"lazyjack {command} (host {host}) is not implemented yet")
+
+
+def _missing_config(name: str) -> "object":
+    from lazyjack.errors import Problem
+
+    return Problem("", f"the configuration file does not exist; give one with --config FILE; {_examples_hint()}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run lazyjack with `argv` (without the program name); return the exit code."""
+    raw = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in raw
+    parser = build_parser()
+    try:
+        args = parser.parse_args(translate_go_flags(raw))
+        if args.command is None:
+            raise UsageError("a command is required: " + "|".join(COMMANDS) + "\n" + parser.format_usage().rstrip())
+        out: list[str] = []
+        code = _run(args, out)
+        if out:
+            print("\n".join(out))
+        return code
+    except LazyjackError as exc:
+        prefix = "error" if exc.exit_code != EXIT_USAGE or isinstance(exc, ConfigError) else "usage error"
+        print(f"lazyjack: {prefix}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("lazyjack: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"lazyjack: internal error: {type(exc).__name__}: {exc}\n"
+              "(run again with --debug for a traceback, and please report it)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+

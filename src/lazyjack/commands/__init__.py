@@ -1,0 +1,1 @@
+"""Commands: for each lazyjack command, what it does for this host's roles."""

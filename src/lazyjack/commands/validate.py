@@ -1,0 +1,52 @@
+"""`lazyjack validate`: check the configuration and describe the address plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lazyjack.config import load_config
+from lazyjack.config.model import Config
+from lazyjack.config.plan import Plan, build_plan
+
+
+def run_validate(path: Path, *, host: str | None, output: str) -> tuple[str, list[str]]:
+    """Validate the file; return the report (text or JSON) and the warnings."""
+    config = load_config(path, host=host)
+    plan = build_plan(config)
+    if output == "json":
+        return json.dumps(plan.to_json(), indent=2), list(config.warnings)
+    return describe_plan(config, plan, host=host), list(config.warnings)
+
+
+def describe_plan(config: Config, plan: Plan, *, host: str | None = None) -> str:
+    """A readable summary: mode, nodes with roles, addresses, subnets and routes."""
+    api = f"kubeadm.k8s.io/{plan.kubeadm_api_version}" if plan.kubeadm_api_version else (
+        "chosen from `kubeadm version` at prepare")
+    lines = [
+        f"{config.source.path if config.source else 'config'}: valid",
+        f"mode:            {plan.mode}",
+        f"plugin:          {config.plugin} (MTU {config.mtu})",
+        f"service network: {', '.join(str(s) for s in config.service)} (DNS {plan.dns_service_ip})",
+        f"API server:      {plan.api_advertise_address} on {plan.master.name}",
+        f"kubeadm API:     {api}",
+    ]
+    if config.dns64 is not None and config.nat64 is not None and config.support_net is not None:
+        lines.append(
+            f"DNS64/NAT64:     {config.dns64.ip} / {config.nat64.ip} on support network "
+            f"{config.support_net.cidr} + {config.support_net.v4cidr}, prefix {config.dns64.cidr}, "
+            f"forwarder {plan.dns64_forwarder} ({config.dns64.remote_server}), "
+            f"runtime {config.general.dns64_nat64_runtime}"
+        )
+    for node in plan.nodes.values():
+        marker = "  <- --host" if host == node.name else ""
+        lines.append("")
+        lines.append(f"{node.name} (id {node.id}): {' '.join(node.roles)}{marker}")
+        lines.append(f"  {node.interface}: {', '.join(str(a) for a in node.management)}")
+        if node.is_cluster_node:
+            pods = ", ".join(f"{s} (gateway {g})" for s, g in zip(node.pod_subnets, node.pod_gateways, strict=True))
+            lines.append(f"  pods: {pods}")
+            lines.append(f"  nameserver: {node.nameserver}")
+        for route in node.routes:
+            lines.append(f"  route {route.describe()}  [{route.phase}: {route.purpose}]")
+    return "\n".join(lines)

@@ -1,0 +1,90 @@
+"""The validated configuration: typed sections plus values resolved from defaults and aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lazyjack.config.schema import (
+    DEFAULT_MTU,
+    Dns64,
+    General,
+    IPNet,
+    Nat64,
+    SupportNet,
+)
+
+if TYPE_CHECKING:
+    from lazyjack.config.load import Source
+
+ROLES = ("master", "minion", "dns64", "nat64")
+DEFAULT_INSECURE_TOKEN = "abcdef.abcdefghijklmnop"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One entry of `topology`."""
+
+    name: str
+    interface: str
+    roles: tuple[str, ...]
+    id: int
+
+    @property
+    def is_master(self) -> bool:
+        return "master" in self.roles
+
+    @property
+    def is_cluster_node(self) -> bool:
+        return "master" in self.roles or "minion" in self.roles
+
+
+@dataclass(frozen=True)
+class Config:
+    """A configuration that passed every rule."""
+
+    general: General
+    mode: str
+    plugin: str
+    nodes: dict[str, NodeSpec]
+    mgmt: tuple[IPNet, ...]
+    pod: tuple[IPNet, ...]
+    service: tuple[IPNet, ...]
+    mtu: int = DEFAULT_MTU
+    support_net: SupportNet | None = None
+    nat64: Nat64 | None = None
+    dns64: Dns64 | None = None
+    allow_aaaa: bool = False
+    kubeadm_timeout: float = 600.0
+    warnings: tuple[str, ...] = ()
+    source: Source | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def work_area(self) -> str:
+        return self.general.work_area
+
+    @property
+    def token(self) -> str:
+        """The bootstrap token kubeadm uses: the configured one, or kubeadm's default when insecure."""
+        if self.general.token and is_set(self.general.token):
+            return self.general.token
+        return DEFAULT_INSECURE_TOKEN
+
+    @property
+    def ca_cert_hash(self) -> str | None:
+        """`sha256:<hex>` for kubeadm, or None when not set."""
+        value = self.general.token_cert_hash
+        if not value or not is_set(value):
+            return None
+        return value if value.startswith("sha256:") else f"sha256:{value}"
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        """IP versions in use on the management network, in the file's order."""
+        return tuple(n.version for n in self.mgmt)
+
+
+def is_set(value: str) -> bool:
+    """False for the placeholders of the sample config (`<provide-token>`)."""
+    text = value.strip()
+    return bool(text) and not (text.startswith("<") and text.endswith(">"))

@@ -1,0 +1,333 @@
+"""The address plan: every address, subnet and route lazyjack derives from the config.
+
+One function per rule of lazyjack 1.x (DESIGN.md section 4), computed with integers
+through `ipaddress`. Node IDs are hex in IPv6 and decimal in IPv4 because they are
+added to the network as integers, never pasted into strings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+    ip_network,
+)
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from lazyjack.config.model import Config
+
+IPNet = IPv4Network | IPv6Network
+IPAddr = IPv4Address | IPv6Address
+IPIface = IPv4Interface | IPv6Interface
+
+#: Bits a node's pod subnet adds to the cluster pod network.
+NODE_SUBNET_BITS = 8
+#: Index of the cluster DNS service address inside the service network.
+DNS_SERVICE_INDEX = 10
+RFC6052_LENGTHS = (32, 40, 48, 56, 64, 96)
+
+#: Kubernetes minor version -> the newest kubeadm config API it accepts.
+_API_BY_MINOR: tuple[tuple[int, str], ...] = (
+    (31, "v1beta4"),
+    (22, "v1beta3"),
+    (15, "v1beta2"),
+    (13, "v1beta1"),
+    (12, "v1alpha3"),
+    (11, "v1alpha2"),
+)
+KUBEADM_API_VERSIONS = tuple(v for _, v in reversed(_API_BY_MINOR))
+LATEST_KUBEADM_API = "v1beta4"
+KUBERNETES_VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.+-]+)?$")
+
+
+class PlanError(ValueError):
+    """A value does not fit the address rule it is used in; the message says why."""
+
+
+def management_address(cidr: IPNet, node_id: int) -> IPIface:
+    """The node's address on the management network, with the network's prefix length.
+
+    IPv6: the ID is the last group (`fd00:20::/64`, 10 -> `fd00:20::a/64`).
+    IPv4: the ID is the fourth octet after the network's first three
+    (`10.192.0.0/16`, 2 -> `10.192.0.2/16`).
+    """
+    if isinstance(cidr, IPv6Network):
+        if node_id >= cidr.num_addresses:
+            raise PlanError(f"ID {node_id} does not fit in the host part of {cidr}")
+        return IPv6Interface((cidr.network_address + node_id, cidr.prefixlen))
+    if node_id > 255:
+        raise PlanError(f"ID {node_id} does not fit the last octet of an IPv4 address (2-254)")
+    address = IPv4Address((int(cidr.network_address) & ~0xFF) | node_id)
+    if address not in cidr:
+        raise PlanError(f"ID {node_id} gives {address}, which is outside {cidr}")
+    if cidr.prefixlen < 31 and address == cidr.broadcast_address:
+        raise PlanError(f"ID {node_id} gives {address}, the broadcast address of {cidr}")
+    return IPv4Interface((address, cidr.prefixlen))
+
+
+def pod_subnet(cidr: IPNet, node_id: int) -> IPNet:
+    """The node's pod subnet: NODE_SUBNET_BITS longer than the pod network, ID in those bits.
+
+    `fd00:40::/72`, 2 -> `fd00:40:0:0:2::/80`; `fd00:10:20:30::/64`, 2 ->
+    `fd00:10:20:30:200::/72`; `10.244.0.0/16`, 2 -> `10.244.2.0/24`.
+    """
+    length = cidr.prefixlen + NODE_SUBNET_BITS
+    if length > cidr.max_prefixlen:
+        raise PlanError(f"{cidr} has no room for {NODE_SUBNET_BITS} more bits of node subnet")
+    if node_id >= 1 << NODE_SUBNET_BITS:
+        raise PlanError(f"ID {node_id} does not fit the {NODE_SUBNET_BITS} bits of a node's pod subnet (2-255)")
+    shift = cidr.max_prefixlen - length
+    return ip_network((int(cidr.network_address) + (node_id << shift), length))
+
+
+def pod_gateway(subnet: IPNet) -> IPAddr:
+    """The CNI gateway of a node's pod subnet: its first host address."""
+    return subnet.network_address + 1
+
+
+def dns_service_ip(service_cidr: IPNet) -> IPAddr:
+    """The cluster DNS service address: the tenth address of the service network."""
+    if service_cidr.num_addresses <= DNS_SERVICE_INDEX:
+        raise PlanError(f"{service_cidr} is too small to hold the DNS service address (index {DNS_SERVICE_INDEX})")
+    return service_cidr.network_address + DNS_SERVICE_INDEX
+
+
+def support_gateway(support_cidr: IPNet) -> IPAddr:
+    """The node's own address on the support network: its first host address."""
+    return support_cidr.network_address + 1
+
+
+def embed_ipv4(prefix: IPv6Network, v4: IPv4Address) -> IPv6Address:
+    """The IPv6 address that stands for `v4` inside a DNS64/NAT64 prefix (RFC 6052 section 2.2).
+
+    Bits 64-71 (the "u" octet) stay zero, so the IPv4 bytes skip over them for prefix
+    lengths 40 to 56.
+    """
+    if prefix.prefixlen not in RFC6052_LENGTHS:
+        raise PlanError(f"prefix length /{prefix.prefixlen} is not one of {RFC6052_LENGTHS} (RFC 6052)")
+    octets = bytearray(prefix.network_address.packed)
+    start = prefix.prefixlen // 8
+    position = start
+    for byte in v4.packed:
+        if position == 8:  # the "u" octet
+            position += 1
+        octets[position] = byte
+        position += 1
+    return IPv6Address(bytes(octets))
+
+
+def kubeadm_api_for(kubernetes_version: str) -> str | None:
+    """The kubeadm config API version for a Kubernetes version string, or None if too old.
+
+    `latest` means the newest API lazyjack knows.
+    """
+    if kubernetes_version == "latest":
+        return LATEST_KUBEADM_API
+    match = KUBERNETES_VERSION_RE.match(kubernetes_version)
+    if match is None or int(match.group(1)) != 1:
+        return None
+    minor = int(match.group(2))
+    for first_minor, api in _API_BY_MINOR:
+        if minor >= first_minor:
+            return api
+    return None
+
+
+def kubernetes_minor(kubernetes_version: str) -> int | None:
+    """The minor version number of `vX.Y.Z`, or None for `latest` or a malformed string."""
+    match = KUBERNETES_VERSION_RE.match(kubernetes_version)
+    return int(match.group(2)) if match else None
+
+
+@dataclass(frozen=True)
+class Route:
+    """A static route lazyjack installs on a node."""
+
+    destination: IPNet
+    gateway: IPAddr
+    purpose: str
+    phase: Literal["prepare", "up"]
+    device: str | None = None
+
+    def describe(self) -> str:
+        via = f"via {self.gateway}"
+        if self.device:
+            via += f" dev {self.device}"
+        return f"{self.destination} {via}"
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """What one node gets: its addresses, subnets, nameserver and routes."""
+
+    name: str
+    id: int
+    roles: tuple[str, ...]
+    interface: str
+    management: tuple[IPIface, ...]
+    pod_subnets: tuple[IPNet, ...] = ()
+    nameserver: IPAddr | None = None
+    routes: tuple[Route, ...] = ()
+
+    @property
+    def is_master(self) -> bool:
+        return "master" in self.roles
+
+    @property
+    def is_cluster_node(self) -> bool:
+        return "master" in self.roles or "minion" in self.roles
+
+    @property
+    def is_nat64(self) -> bool:
+        return "nat64" in self.roles
+
+    @property
+    def pod_gateways(self) -> tuple[IPAddr, ...]:
+        return tuple(pod_gateway(s) for s in self.pod_subnets)
+
+    def management_of(self, version: int) -> IPIface | None:
+        return next((a for a in self.management if a.version == version), None)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The address plan of a whole cluster."""
+
+    mode: str
+    dns_service_ip: IPAddr
+    api_advertise_address: IPAddr
+    kubeadm_api_version: str | None
+    nodes: dict[str, NodePlan] = field(default_factory=dict)
+    dns64_forwarder: IPv6Address | None = None
+
+    @property
+    def master(self) -> NodePlan:
+        return next(n for n in self.nodes.values() if n.is_master)
+
+    @property
+    def nat64_node(self) -> NodePlan | None:
+        return next((n for n in self.nodes.values() if n.is_nat64), None)
+
+    def cluster_nodes(self) -> list[NodePlan]:
+        """Master and minions, sorted by name (the order of /etc/hosts lines)."""
+        return sorted((n for n in self.nodes.values() if n.is_cluster_node), key=lambda n: n.name)
+
+    def to_json(self) -> dict[str, object]:
+        """The plan as `lazyjack validate --output json` prints it."""
+        nodes: dict[str, object] = {}
+        for node in self.nodes.values():
+            entry: dict[str, object] = {
+                "id": node.id,
+                "roles": list(node.roles),
+                "interface": node.interface,
+                "management_addresses": [str(a) for a in node.management],
+            }
+            if node.is_cluster_node:
+                entry["pod_subnets"] = [str(s) for s in node.pod_subnets]
+                entry["pod_gateways"] = [str(g) for g in node.pod_gateways]
+                entry["nameserver"] = str(node.nameserver)
+            entry["routes"] = [
+                {"destination": str(r.destination), "gateway": str(r.gateway)} for r in node.routes
+            ]
+            nodes[node.name] = entry
+        return {
+            "mode": self.mode,
+            "dns_service_ip": str(self.dns_service_ip),
+            "api_advertise_address": str(self.api_advertise_address),
+            "kubeadm_api_version": (
+                f"kubeadm.k8s.io/{self.kubeadm_api_version}" if self.kubeadm_api_version else None
+            ),
+            "nodes": nodes,
+        }
+
+
+def _pod_routes(node: NodePlan, others: list[NodePlan]) -> list[Route]:
+    """Routes to every other cluster node's pod subnet(s), via its management IP of that family."""
+    routes: list[Route] = []
+    for other in others:
+        if other.name == node.name:
+            continue
+        for subnet in other.pod_subnets:
+            gateway = other.management_of(subnet.version)
+            if gateway is None:
+                continue
+            routes.append(
+                Route(subnet, gateway.ip, f"pod subnet of {other.name}", "up", node.interface)
+            )
+    return routes
+
+
+def _support_routes(config: Config, node: NodePlan, nat64_node: NodePlan | None) -> list[Route]:
+    """IPv6 mode: the routes that reach the DNS64 prefix and the support network."""
+    dns64, nat64, support = config.dns64, config.nat64, config.support_net
+    if config.mode != "ipv6" or dns64 is None or nat64 is None or support is None or nat64_node is None:
+        return []
+    if node.is_nat64:
+        return [
+            Route(dns64.cidr, nat64.ip, "DNS64 prefix to NAT64", "prepare"),
+            Route(nat64.v4_cidr, nat64.v4_ip, "NAT64 pool", "prepare"),
+        ]
+    if not node.is_cluster_node:
+        return []
+    gateway = nat64_node.management_of(6)
+    if gateway is None:
+        return []
+    return [
+        Route(dns64.cidr, gateway.ip, f"DNS64 prefix via {nat64_node.name}", "prepare", node.interface),
+        Route(support.cidr, gateway.ip, f"support network via {nat64_node.name}", "prepare", node.interface),
+    ]
+
+
+def build_plan(config: Config) -> Plan:
+    """Derive the address plan of a validated config."""
+    service_family = config.service[0].version
+    bare: list[NodePlan] = []
+    for spec in config.nodes.values():
+        management = tuple(management_address(c, spec.id) for c in config.mgmt)
+        cluster = spec.is_cluster_node
+        subnets = tuple(pod_subnet(c, spec.id) for c in config.pod) if cluster else ()
+        nameserver: IPAddr | None = None
+        if cluster:
+            if config.mode == "ipv6" and config.dns64 is not None:
+                nameserver = config.dns64.ip
+            else:
+                own = next(a for a in management if a.version == service_family)
+                nameserver = own.ip
+        bare.append(
+            NodePlan(spec.name, spec.id, spec.roles, spec.interface, management, subnets, nameserver)
+        )
+    cluster_nodes = [n for n in bare if n.is_cluster_node]
+    nat64_node = next((n for n in bare if n.is_nat64), None)
+    nodes: dict[str, NodePlan] = {}
+    for node in bare:
+        routes = _support_routes(config, node, nat64_node)
+        if node.is_cluster_node:
+            routes += _pod_routes(node, cluster_nodes)
+        nodes[node.name] = NodePlan(
+            node.name, node.id, node.roles, node.interface, node.management,
+            node.pod_subnets, node.nameserver, tuple(routes),
+        )
+    master = next(n for n in nodes.values() if n.is_master)
+    advertise = master.management_of(service_family)
+    assert advertise is not None  # validation guarantees a management CIDR per service family
+    forwarder = None
+    if config.mode == "ipv6" and config.dns64 is not None and isinstance(config.dns64.cidr, IPv6Network):
+        remote = config.dns64.remote_server
+        if isinstance(remote, IPv4Address):
+            forwarder = embed_ipv4(config.dns64.cidr, remote)
+    version = config.general.kubernetes_version
+    return Plan(
+        mode=config.mode,
+        dns_service_ip=dns_service_ip(config.service[0]),
+        api_advertise_address=advertise.ip,
+        kubeadm_api_version=kubeadm_api_for(version) if version else None,
+        nodes=nodes,
+        dns64_forwarder=forwarder,
+    )

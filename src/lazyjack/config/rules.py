@@ -1,0 +1,564 @@
+"""Validation: every rule a configuration must satisfy, all problems collected at once.
+
+Each problem names the field (dotted path and line), the value, and what would be
+valid. Sections that fail their type check are skipped by the rules that need them,
+so one typo does not hide the other problems.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from lazyjack.config import plan
+from lazyjack.config.load import KeyPath, Source
+from lazyjack.config.model import ROLES, Config, NodeSpec, is_set
+from lazyjack.config.schema import (
+    DEFAULT_MTU,
+    SECTIONS,
+    TOP_LEVEL_KEYS,
+    Dns64,
+    General,
+    IPAddr,
+    IPNet,
+    MgmtNet,
+    Nat64,
+    Node,
+    PodNet,
+    ServiceNet,
+    SupportNet,
+    describe,
+)
+from lazyjack.errors import ConfigError, Problem
+
+TOKEN_RE = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
+HASH_RE = re.compile(r"^(sha256:)?[0-9a-fA-F]{64}$")
+DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+NODE_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+FAMILY = {4: "IPv4", 6: "IPv6"}
+MTU_MIN = {"ipv4": 576, "ipv6": 1280, "dual-stack": 1280}
+MTU_MAX = 65535
+MIN_NODE_ID = 2
+
+
+def _show(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (dict, list)):
+        return describe(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@dataclass
+class Problems:
+    """Collects problems, attaching the line of each field."""
+
+    source: Source
+    items: list[Problem] = field(default_factory=list)
+
+    def add(self, path: Sequence[str], message: str) -> None:
+        self.items.append(Problem(".".join(path), message, self.source.line(tuple(path))))
+
+
+def suggest(key: str, valid: Iterable[str]) -> str:
+    """`; did you mean 'x'?` for the closest valid key, or a list of the valid keys."""
+    choices = list(valid)
+    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f"; valid keys: {', '.join(choices)}"
+
+
+def _model_keys(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _translate(problems: Problems, base: KeyPath, model: type[BaseModel], exc: ValidationError) -> None:
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        path = (*base, *loc)
+        kind = err["type"]
+        value = err.get("input")
+        if kind == "extra_forbidden":
+            problems.add(path, f"unknown key{suggest(loc[-1], _model_keys(model))}")
+        elif kind == "missing":
+            problems.add(path, "is required")
+        elif kind == "literal_error":
+            expected = (err.get("ctx") or {}).get("expected", "")
+            problems.add(path, f"{_show(value)} is not valid; use {expected}")
+        elif kind in ("int_type", "int_from_float", "int_parsing"):
+            hint = " (remove the quotes)" if isinstance(value, str) and value.strip().isdigit() else ""
+            problems.add(path, f"must be a whole number, got {describe(value)} {_show(value)}{hint}")
+        elif kind in ("bool_type", "bool_parsing"):
+            problems.add(path, f"must be true or false, got {describe(value)} {_show(value)}")
+        elif kind in ("string_type", "str_type"):
+            problems.add(path, f"must be text, got {describe(value)} {_show(value)}")
+        elif kind.startswith("lj_"):
+            shown = f"{_show(value)} " if isinstance(value, str) else ""
+            problems.add(path, f"{shown}{err['msg']}")
+        else:
+            problems.add(path, f"{_show(value)}: {err['msg']}")
+
+
+def _section(problems: Problems, data: dict[str, Any], key: str, model: type[BaseModel]) -> Any:
+    raw = data.get(key)
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.add((key,), f"must be a mapping of keys ({', '.join(_model_keys(model))}), got {describe(raw)} {_show(raw)}")
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        _translate(problems, (key,), model, exc)
+        return None
+
+
+@dataclass
+class Parts:
+    """The sections that passed their type check; None where a section is absent or bad."""
+
+    general: General | None
+    mode: str | None
+    nodes: dict[str, NodeSpec]
+    nodes_ok: bool
+    mgmt: MgmtNet | None
+    pod: PodNet | None
+    service: ServiceNet | None
+    support: SupportNet | None
+    nat64: Nat64 | None
+    dns64: Dns64 | None
+    plugin: str
+
+
+def _parse_opmodes(problems: Problems, path: KeyPath, text: str) -> tuple[str, ...] | None:
+    words = [w for w in re.split(r"[\s,]+", text.strip()) if w]
+    if not words:
+        problems.add(path, f"is empty; use one or more of {', '.join(ROLES)} separated by spaces")
+        return None
+    bad = [w for w in words if w not in ROLES]
+    for word in bad:
+        close = difflib.get_close_matches(word, ROLES, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        problems.add(path, f"{word!r} is not an opmode; use {', '.join(ROLES)}{hint}")
+    if bad:
+        return None
+    if len(set(words)) != len(words):
+        problems.add(path, f"{text!r} names an opmode twice")
+    return tuple(r for r in ROLES if r in words)
+
+
+def _check_interface(problems: Problems, path: KeyPath, name: str) -> None:
+    if not 1 <= len(name) <= 15 or name in (".", "..") or any(c in name for c in "/:") or any(c.isspace() for c in name):
+        problems.add(
+            path,
+            f"{name!r} is not a valid Linux interface name (1-15 characters, no '/', ':' or whitespace)",
+        )
+
+
+def _topology(problems: Problems, data: dict[str, Any]) -> tuple[dict[str, NodeSpec], bool]:
+    raw = data.get("topology")
+    if raw is None:
+        problems.add(("topology",), "is required: a mapping of node name to interface, opmodes and id")
+        return {}, False
+    if not isinstance(raw, dict):
+        problems.add(("topology",), f"must be a mapping of node names to nodes, got {describe(raw)} {_show(raw)}")
+        return {}, False
+    if not raw:
+        problems.add(("topology",), "is empty; it needs at least a master node")
+        return {}, False
+    nodes: dict[str, NodeSpec] = {}
+    ok = True
+    for name, value in raw.items():
+        path = ("topology", name)
+        if not NODE_NAME_RE.match(name) or len(name) > 253:
+            problems.add(path, f"node name {name!r} must be a lowercase DNS name (letters, digits, '-', '.'), "
+                         "because kubeadm and /etc/hosts use it")
+            ok = False
+        if not isinstance(value, dict):
+            problems.add(path, f"must be a mapping with interface, opmodes and id, got {describe(value)} {_show(value)}")
+            ok = False
+            continue
+        try:
+            node = Node.model_validate(value)
+        except ValidationError as exc:
+            _translate(problems, path, Node, exc)
+            ok = False
+            continue
+        _check_interface(problems, (*path, "interface"), node.interface)
+        roles = _parse_opmodes(problems, (*path, "opmodes"), node.opmodes)
+        if roles is None:
+            ok = False
+            continue
+        nodes[name] = NodeSpec(name=name, interface=node.interface, roles=roles, id=node.id)
+    return nodes, ok
+
+
+def _parts(problems: Problems, data: dict[str, Any]) -> Parts:
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            problems.add((key,), f"unknown section{suggest(key, TOP_LEVEL_KEYS[:-1])}")
+    general = _section(problems, data, "general", General) if "general" in data else General()
+    mode: str | None = None
+    if general is not None:
+        mode = general.mode
+    else:
+        raw_mode = data.get("general", {}).get("mode", "ipv6") if isinstance(data.get("general"), dict) else "ipv6"
+        mode = raw_mode if raw_mode in ("ipv4", "ipv6", "dual-stack") else None
+    nodes, nodes_ok = _topology(problems, data)
+    sections = {k: _section(problems, data, k, m) for k, m in SECTIONS.items() if k != "general"}
+    for key in ("mgmt_net", "pod_net", "service_net"):
+        if key not in data:
+            problems.add((key,), "is required")
+    plugin = "bridge"
+    top = data.get("plugin")
+    if top is not None:
+        if top not in ("bridge", "ptp"):
+            problems.add(("plugin",), f"{_show(top)} is not valid; use 'bridge' or 'ptp' (and put it under general)")
+        else:
+            plugin = top
+            if general is not None and general.plugin is not None and general.plugin != top:
+                problems.add(("plugin",), f"{top!r} disagrees with general.plugin {general.plugin!r}; "
+                             "remove the deprecated top-level plugin")
+    if general is not None and general.plugin is not None:
+        plugin = general.plugin
+    return Parts(
+        general=general, mode=mode, nodes=nodes, nodes_ok=nodes_ok,
+        mgmt=sections["mgmt_net"], pod=sections["pod_net"], service=sections["service_net"],
+        support=sections["support_net"], nat64=sections["nat64"], dns64=sections["dns64"],
+        plugin=plugin,
+    )
+
+
+# --- rules -----------------------------------------------------------------------------
+
+
+def check_roles(p: Parts, problems: Problems) -> None:
+    """Exactly one master; master and minion exclusive; dns64+nat64 together, once, ipv6 only."""
+    for node in p.nodes.values():
+        path = ("topology", node.name, "opmodes")
+        if "master" in node.roles and "minion" in node.roles:
+            problems.add(path, f"node {node.name!r} cannot be both master and minion")
+        if ("dns64" in node.roles) != ("nat64" in node.roles):
+            problems.add(path, f"node {node.name!r}: dns64 and nat64 must be on the same node; add the missing one")
+    if not p.nodes_ok:
+        return
+    masters = [n.name for n in p.nodes.values() if "master" in n.roles]
+    if len(masters) != 1:
+        problems.add(("topology",), f"needs exactly one node with opmode master, found {len(masters)}"
+                     + (f" ({', '.join(masters)})" if masters else ""))
+    gateways = [n.name for n in p.nodes.values() if "dns64" in n.roles or "nat64" in n.roles]
+    if p.mode == "ipv6":
+        if not gateways:
+            problems.add(("topology",), "ipv6 mode needs one node with opmodes dns64 and nat64")
+        elif len(gateways) > 1:
+            problems.add(("topology",), f"only one node may run dns64/nat64, found {', '.join(gateways)}")
+    elif p.mode is not None:
+        for name in gateways:
+            problems.add(("topology", name, "opmodes"), f"dns64 and nat64 are only used in ipv6 mode, not {p.mode}; remove them")
+
+
+def check_node_ids(p: Parts, problems: Problems) -> None:
+    """IDs are unique integers >= 2 that fit every address they go into."""
+    seen: dict[int, str] = {}
+    for node in p.nodes.values():
+        path = ("topology", node.name, "id")
+        if node.id < MIN_NODE_ID:
+            problems.add(path, f"{node.id} is too small; node IDs start at {MIN_NODE_ID} (they become address parts)")
+            continue
+        if node.id in seen:
+            problems.add(path, f"{node.id} is already the ID of {seen[node.id]!r}; IDs must be unique")
+        seen.setdefault(node.id, node.name)
+        if p.mgmt is not None:
+            for net in _nets(p.mgmt.cidr, p.mgmt.cidr2):
+                try:
+                    plan.management_address(net, node.id)
+                except plan.PlanError as exc:
+                    problems.add(path, f"{exc} (mgmt_net)")
+        if p.pod is not None and node.is_cluster_node:
+            for net in _nets(p.pod.cidr, p.pod.cidr2):
+                try:
+                    plan.pod_subnet(net, node.id)
+                except plan.PlanError as exc:
+                    problems.add(path, f"{exc} (pod_net)")
+
+
+def _nets(*nets: IPNet | None) -> list[IPNet]:
+    return [n for n in nets if n is not None]
+
+
+def _family_check(problems: Problems, path: KeyPath, net: IPNet | IPAddr, version: int, what: str) -> bool:
+    if net.version != version:
+        problems.add(path, f"{str(net)!r} is {FAMILY[net.version]}, but {what} must be {FAMILY[version]}")
+        return False
+    return True
+
+
+def check_families(p: Parts, problems: Problems) -> None:
+    """Every CIDR is of the family the mode needs; dual-stack has one of each."""
+    if p.mode is None:
+        return
+    pairs = (("mgmt_net", p.mgmt), ("pod_net", p.pod))
+    if p.mode == "dual-stack":
+        for key, sec in pairs:
+            if sec is None:
+                continue
+            if sec.cidr2 is None:
+                other = "IPv4" if sec.cidr.version == 6 else "IPv6"
+                problems.add((key, "cidr2"), f"dual-stack mode needs an {other} CIDR in {key}.cidr2")
+            elif sec.cidr2.version == sec.cidr.version:
+                problems.add((key, "cidr2"), f"{str(sec.cidr2)!r} is {FAMILY[sec.cidr2.version]} like {key}.cidr; "
+                             "dual-stack needs one IPv4 and one IPv6 CIDR")
+        if p.service is not None and p.service.cidr2 is not None and p.service.cidr2.version == p.service.cidr.version:
+            problems.add(("service_net", "cidr2"), "must be of the other family than service_net.cidr")
+        return
+    version = 6 if p.mode == "ipv6" else 4
+    for key, sec in (*pairs, ("service_net", p.service)):
+        if sec is None:
+            continue
+        _family_check(problems, (key, "cidr"), sec.cidr, version, f"{key}.cidr in {p.mode} mode")
+        if sec.cidr2 is not None:
+            problems.add((key, "cidr2"), f"is only used in dual-stack mode, not {p.mode}; remove it")
+    if p.mode != "ipv6":
+        if p.support is not None:
+            problems.add(("support_net",), f"is only used in ipv6 mode, not {p.mode}; remove the section")
+        return
+    if p.support is not None:
+        _family_check(problems, ("support_net", "cidr"), p.support.cidr, 6, "support_net.cidr")
+        _family_check(problems, ("support_net", "v4cidr"), p.support.v4cidr, 4, "support_net.v4cidr")
+    if p.nat64 is not None:
+        _family_check(problems, ("nat64", "v4_cidr"), p.nat64.v4_cidr, 4, "the NAT64 pool")
+        _family_check(problems, ("nat64", "v4_ip"), p.nat64.v4_ip, 4, "nat64.v4_ip")
+        _family_check(problems, ("nat64", "ip"), p.nat64.ip, 6, "nat64.ip")
+    if p.dns64 is not None:
+        _family_check(problems, ("dns64", "cidr"), p.dns64.cidr, 6, "the DNS64 prefix")
+        _family_check(problems, ("dns64", "ip"), p.dns64.ip, 6, "dns64.ip")
+        if p.dns64.remote_server.version != 4:
+            problems.add(("dns64", "remote_server"), f"{str(p.dns64.remote_server)!r} must be an IPv4 address "
+                         "(the DNS64 server reaches it through NAT64)")
+
+
+def check_ipv6_sections(p: Parts, problems: Problems, data: dict[str, Any]) -> None:
+    """ipv6 mode needs support_net, nat64 and dns64."""
+    if p.mode != "ipv6":
+        return
+    for key in ("support_net", "nat64", "dns64"):
+        if key not in data:
+            problems.add((key,), "is required in ipv6 mode (the DNS64/NAT64 node needs it)")
+
+
+def check_sizes(p: Parts, problems: Problems) -> None:
+    """Pod, service and management networks are big enough for what is carved out of them."""
+    if p.pod is not None:
+        for key, net in (("cidr", p.pod.cidr), ("cidr2", p.pod.cidr2)):
+            if net is None:
+                continue
+            if net.version == 4 and net.prefixlen != 16:
+                problems.add(("pod_net", key), f"{str(net)!r}: an IPv4 pod network must be a /16 "
+                             "(each node gets a /24 with its ID as the third octet)")
+            if net.version == 6 and net.prefixlen + plan.NODE_SUBNET_BITS > 120:
+                problems.add(("pod_net", key), f"{str(net)!r}: an IPv6 pod network must be /112 or shorter, "
+                             f"so that each node's /{net.prefixlen + plan.NODE_SUBNET_BITS} subnet holds pod addresses")
+        if p.pod.mtu is not None and p.mode is not None:
+            low = MTU_MIN[p.mode]
+            if not low <= p.pod.mtu <= MTU_MAX:
+                problems.add(("pod_net", "mtu"), f"{p.pod.mtu} is out of range; use {low}-{MTU_MAX} in {p.mode} mode")
+    if p.service is not None:
+        for key, net in (("cidr", p.service.cidr), ("cidr2", p.service.cidr2)):
+            if net is None:
+                continue
+            if net.version == 4 and net.prefixlen >= 24:
+                problems.add(("service_net", key), f"{str(net)!r}: an IPv4 service network must be larger than /24")
+            if net.version == 6 and net.prefixlen < 108:
+                problems.add(("service_net", key), f"{str(net)!r}: an IPv6 service network may be at most "
+                             "/108 (kube-apiserver limit); use /108 to /120")
+            if net.version == 6 and net.prefixlen > 120:
+                problems.add(("service_net", key), f"{str(net)!r} is too small; use /108 to /120")
+
+
+def check_overlaps(p: Parts, problems: Problems) -> None:
+    """Management, pod, service, support and DNS64 networks are disjoint."""
+    named: list[tuple[KeyPath, IPNet]] = []
+    for key, sec in (("mgmt_net", p.mgmt), ("pod_net", p.pod), ("service_net", p.service)):
+        if sec is not None:
+            named += [((key, k), n) for k, n in (("cidr", sec.cidr), ("cidr2", sec.cidr2)) if n is not None]
+    if p.mode == "ipv6":
+        if p.support is not None:
+            named += [(("support_net", "cidr"), p.support.cidr), (("support_net", "v4cidr"), p.support.v4cidr)]
+        if p.dns64 is not None:
+            named.append((("dns64", "cidr"), p.dns64.cidr))
+    for i, (path_a, a) in enumerate(named):
+        for path_b, b in named[i + 1:]:
+            if a.version == b.version and a.overlaps(b):  # type: ignore[arg-type]
+                problems.add(path_b, f"{str(b)!r} overlaps {'.'.join(path_a)} {str(a)!r}; the networks must be disjoint")
+
+
+def check_support(p: Parts, problems: Problems) -> None:
+    """NAT64 pool and addresses inside the support network; a valid DNS64 prefix."""
+    if p.mode != "ipv6":
+        return
+    support = p.support
+    if p.dns64 is not None:
+        prefix = p.dns64.cidr
+        if prefix.version == 6 and prefix.prefixlen not in plan.RFC6052_LENGTHS:
+            problems.add(("dns64", "cidr"), f"{str(prefix)!r}: a DNS64 prefix length must be one of "
+                         f"{', '.join(f'/{n}' for n in plan.RFC6052_LENGTHS)} (RFC 6052)")
+    if support is None:
+        return
+    v6, v4 = support.cidr, support.v4cidr
+    gw6 = plan.support_gateway(v6)
+    gw4 = plan.support_gateway(v4)
+    if p.dns64 is not None and p.dns64.ip.version == 6:
+        _inside(problems, ("dns64", "ip"), p.dns64.ip, v6, "support_net.cidr", gateway=gw6)
+    if p.nat64 is not None:
+        n = p.nat64
+        if n.ip.version == 6:
+            _inside(problems, ("nat64", "ip"), n.ip, v6, "support_net.cidr", gateway=gw6)
+            if p.dns64 is not None and n.ip == p.dns64.ip:
+                problems.add(("nat64", "ip"), f"{str(n.ip)!r} is also dns64.ip; NAT64 and DNS64 need their own addresses")
+        if n.v4_ip.version == 4:
+            _inside(problems, ("nat64", "v4_ip"), n.v4_ip, v4, "support_net.v4cidr", gateway=gw4)
+        if n.v4_cidr.version == 4 and v4.version == 4 and not n.v4_cidr.subnet_of(v4):  # type: ignore[arg-type]
+            problems.add(("nat64", "v4_cidr"), f"{str(n.v4_cidr)!r} must lie inside support_net.v4cidr {str(v4)!r}")
+        if n.v4_cidr.version == 4 and gw4 in n.v4_cidr:
+            problems.add(("nat64", "v4_cidr"), f"{str(n.v4_cidr)!r} contains the support network gateway {gw4}; "
+                         "choose a pool that leaves out the first address")
+
+
+def _inside(problems: Problems, path: KeyPath, ip: IPAddr, net: IPNet, what: str, *, gateway: IPAddr) -> None:
+    if ip.version != net.version:
+        return
+    if ip not in net or ip == net.network_address:
+        problems.add(path, f"{str(ip)!r} must be a host address inside {what} {str(net)!r}")
+    elif ip == gateway:
+        problems.add(path, f"{str(ip)!r} is the support network gateway (the node's own address); pick another")
+
+
+def check_general(p: Parts, problems: Problems, *, require_token: bool) -> None:
+    """Token, hash, Kubernetes version, timeout, socket and work area."""
+    g = p.general
+    if g is None:
+        return
+    if g.token is not None and is_set(g.token) and not TOKEN_RE.match(g.token):
+        problems.add(("general", "token"), f"{g.token!r} is not a kubeadm token; it must look like "
+                     "'abcdef.0123456789abcdef' (6 and 16 lowercase letters or digits); `lazyjack init` makes one")
+    if g.token_cert_hash is not None and is_set(g.token_cert_hash) and not HASH_RE.match(g.token_cert_hash):
+        problems.add(("general", "token-cert-hash"), f"{g.token_cert_hash!r} must be 64 hex digits "
+                     "(SHA-256 of the CA public key), optionally prefixed 'sha256:'; `lazyjack init` writes it")
+    if require_token and not g.insecure:
+        for key, value in (("token", g.token), ("token-cert-hash", g.token_cert_hash)):
+            if value is None or not is_set(value):
+                problems.add(("general", key), "is required unless insecure: true; run `lazyjack init` "
+                             "on the master, then copy the updated file to the other nodes")
+    if g.kubernetes_version is not None:
+        version = g.kubernetes_version
+        if version != "latest" and not plan.KUBERNETES_VERSION_RE.match(version):
+            problems.add(("general", "kubernetes-version"), f"{version!r} must be 'latest' or 'vX.Y.Z' "
+                         "with an optional '-suffix' (e.g. 'v1.31.2', 'v1.32.0-alpha.1')")
+        elif plan.kubeadm_api_for(version) is None:
+            problems.add(("general", "kubernetes-version"), f"{version!r} is older than the oldest "
+                         "supported Kubernetes, v1.11.0")
+    if timeout_seconds(g.kubeadm_timeout) is None:
+        problems.add(("general", "kubeadm-timeout"), f"{_show(g.kubeadm_timeout)} must be a duration like "
+                     "'10m', '90s' or '1h30m' (or a number of seconds), greater than zero")
+    socket = g.cri_socket
+    if not (socket.startswith("unix:///") or socket.startswith("/")) or any(c.isspace() for c in socket):
+        problems.add(("general", "cri-socket"), f"{socket!r} must be a unix socket such as "
+                     "'unix:///var/run/containerd/containerd.sock' or 'unix:///var/run/crio/crio.sock'")
+    if not g.work_area.startswith("/") or g.work_area.rstrip("/") == "":
+        problems.add(("general", "work-area"), f"{g.work_area!r} must be an absolute directory path other than /")
+
+
+def timeout_seconds(value: str | int) -> float | None:
+    """Seconds of a Go-style duration ('10m', '1h30m', '90s') or a bare integer; None if invalid."""
+    if isinstance(value, int):
+        return float(value) if value > 0 else None
+    match = DURATION_RE.match(value.strip())
+    if not value.strip() or match is None:
+        return None
+    h, m, s = (int(x) if x else 0 for x in match.groups())
+    total = h * 3600 + m * 60 + s
+    return float(total) if total > 0 else None
+
+
+def check_aliases(p: Parts, problems: Problems, warnings: list[str]) -> bool:
+    """dns64.allow_ipv6_use is the 1.x spelling of allow_aaaa_use; returns the effective value."""
+    d = p.dns64
+    if d is None:
+        return False
+    if d.allow_ipv6_use is not None:
+        if d.allow_aaaa_use is not None and d.allow_aaaa_use != d.allow_ipv6_use:
+            problems.add(("dns64", "allow_ipv6_use"), "disagrees with dns64.allow_aaaa_use; keep only allow_aaaa_use")
+        warnings.append("dns64.allow_ipv6_use is deprecated; call it allow_aaaa_use")
+    value = d.allow_aaaa_use if d.allow_aaaa_use is not None else d.allow_ipv6_use
+    return bool(value)
+
+
+def validate(source: Source, *, host: str | None = None, require_token: bool = True) -> Config:
+    """Check every rule; return the Config or raise ConfigError listing every problem."""
+    problems = Problems(source)
+    data = source.data
+    p = _parts(problems, data)
+    warnings: list[str] = []
+    if "plugin" in data:
+        warnings.append("the top-level 'plugin' is deprecated; move it under general")
+    check_roles(p, problems)
+    check_node_ids(p, problems)
+    check_families(p, problems)
+    check_ipv6_sections(p, problems, data)
+    check_sizes(p, problems)
+    check_overlaps(p, problems)
+    check_support(p, problems)
+    check_general(p, problems, require_token=require_token)
+    allow_aaaa = check_aliases(p, problems, warnings)
+    if p.mode in ("ipv4", "dual-stack"):
+        for key in ("nat64", "dns64"):
+            if key in data:
+                warnings.append(f"{key} is only used in ipv6 mode; it is ignored in {p.mode} mode")
+    if host is not None and p.nodes_ok and host not in p.nodes:
+        close = difflib.get_close_matches(host, list(p.nodes), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        problems.items.append(Problem("--host", f"{host!r} is not a node of the topology; {hint}"
+                                      f"nodes: {', '.join(p.nodes)}"))
+    if problems.items:
+        raise ConfigError(source.path, problems.items)
+    assert p.general is not None and p.mgmt is not None and p.pod is not None and p.service is not None
+    ipv6 = p.mode == "ipv6"
+    timeout = timeout_seconds(p.general.kubeadm_timeout)
+    assert timeout is not None and p.mode is not None
+    config = Config(
+        general=p.general,
+        mode=p.mode,
+        plugin=p.plugin,
+        nodes=p.nodes,
+        mgmt=tuple(_nets(p.mgmt.cidr, p.mgmt.cidr2)),
+        pod=tuple(_nets(p.pod.cidr, p.pod.cidr2)),
+        service=tuple(_nets(p.service.cidr, p.service.cidr2)),
+        mtu=p.pod.mtu if p.pod.mtu is not None else DEFAULT_MTU,
+        support_net=p.support if ipv6 else None,
+        nat64=p.nat64 if ipv6 else None,
+        dns64=p.dns64 if ipv6 else None,
+        allow_aaaa=allow_aaaa,
+        kubeadm_timeout=timeout,
+        warnings=tuple(warnings),
+        source=source,
+    )
+    _check_plan(config, source)
+    return config
+
+
+def _check_plan(config: Config, source: Source) -> None:
+    """The rules above guarantee the plan can be built; a failure here is a bug worth naming."""
+    try:
+        plan.build_plan(config)
+    except plan.PlanError as exc:
+        raise ConfigError(source.path, [Problem("", f"address plan: {exc}")]) from None
+
+
+__all__ = ["IPv4Address", "IPv4Network", "IPv6Address", "IPv6Network", "timeout_seconds", "validate"]

@@ -1,0 +1,162 @@
+"""Typed schema of the configuration file: sections, keys, defaults and value types.
+
+Only the shape of each value is checked here (an integer, a CIDR, one of a few words);
+relations between values live in `lazyjack.config.rules`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
+from pydantic_core import PydanticCustomError
+
+IPNet = IPv4Network | IPv6Network
+IPAddr = IPv4Address | IPv6Address
+
+DEFAULT_WORK_AREA = "/tmp/lazyjack"
+DEFAULT_CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
+DEFAULT_KUBEADM_TIMEOUT = "10m"
+DEFAULT_MTU = 1500
+DEFAULT_DNS64_IMAGE = "lazyjack/bind9:latest"
+DEFAULT_NAT64_IMAGE = "lazyjack/tayga:latest"
+
+
+def describe(value: object) -> str:
+    """Name a YAML value's type the way a user reading their file would."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a number"
+    if isinstance(value, float):
+        return "a decimal number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "empty"
+    return type(value).__name__
+
+
+def _need_text(value: object, example: str) -> str:
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "lj_type",
+            "must be text such as {example}, got {kind}",
+            {"example": example, "kind": describe(value)},
+        )
+    return value.strip()
+
+
+def _cidr(value: object) -> IPNet:
+    text = _need_text(value, '"fd00:20::/64" or "10.192.0.0/16"')
+    if "/" not in text:
+        raise PydanticCustomError(
+            "lj_cidr", "needs a prefix length, for example {example}", {"example": f"{text}/64"}
+        )
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError:
+        pass
+    try:
+        loose = ipaddress.ip_network(text, strict=False)
+    except ValueError as exc:
+        raise PydanticCustomError("lj_cidr", "is not a valid CIDR ({reason})", {"reason": str(exc)}) from None
+    raise PydanticCustomError(
+        "lj_cidr", "has host bits set; the network is {network}", {"network": str(loose)}
+    )
+
+
+def _ip(value: object) -> IPAddr:
+    text = _need_text(value, '"fd00:10::100" or "172.18.0.200"')
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        hint = " (an address, not a CIDR)" if "/" in text else ""
+        raise PydanticCustomError("lj_ip", "is not a valid IP address{hint}", {"hint": hint}) from None
+
+
+Cidr = Annotated[IPNet, PlainValidator(_cidr)]
+IP = Annotated[IPAddr, PlainValidator(_ip)]
+
+
+class Section(BaseModel):
+    """A mapping in the file: unknown keys are errors, no type coercion ("2" is not 2)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, frozen=True)
+
+
+class General(Section):
+    token: str | None = None
+    token_cert_hash: str | None = Field(None, alias="token-cert-hash")
+    plugin: Literal["bridge", "ptp"] | None = None
+    work_area: str = Field(DEFAULT_WORK_AREA, alias="work-area")
+    mode: Literal["ipv6", "ipv4", "dual-stack"] = "ipv6"
+    kubernetes_version: str | None = Field(None, alias="kubernetes-version")
+    insecure: bool = False
+    cri_socket: str = Field(DEFAULT_CRI_SOCKET, alias="cri-socket")
+    kubeadm_timeout: str | int = Field(DEFAULT_KUBEADM_TIMEOUT, alias="kubeadm-timeout")
+    dns64_nat64_runtime: Literal["docker", "podman", "native"] = Field(
+        "docker", alias="dns64-nat64-runtime"
+    )
+
+
+class Node(Section):
+    interface: str
+    opmodes: str
+    id: int
+
+
+class SupportNet(Section):
+    cidr: Cidr
+    v4cidr: Cidr
+
+
+class MgmtNet(Section):
+    cidr: Cidr
+    cidr2: Cidr | None = None
+
+
+class PodNet(Section):
+    cidr: Cidr
+    cidr2: Cidr | None = None
+    mtu: int | None = None
+
+
+class ServiceNet(Section):
+    cidr: Cidr
+    cidr2: Cidr | None = None
+
+
+class Nat64(Section):
+    v4_cidr: Cidr
+    v4_ip: IP
+    ip: IP
+    image: str = DEFAULT_NAT64_IMAGE
+
+
+class Dns64(Section):
+    remote_server: IP
+    cidr: Cidr
+    ip: IP
+    allow_aaaa_use: bool | None = None
+    allow_ipv6_use: bool | None = None  # lazyjack 1.x spelling, kept as an alias
+    image: str = DEFAULT_DNS64_IMAGE
+
+
+#: Top-level key -> section model (topology is a mapping of node name -> Node).
+SECTIONS: dict[str, type[Section]] = {
+    "general": General,
+    "support_net": SupportNet,
+    "mgmt_net": MgmtNet,
+    "pod_net": PodNet,
+    "service_net": ServiceNet,
+    "nat64": Nat64,
+    "dns64": Dns64,
+}
+TOP_LEVEL_KEYS = ("general", "topology", *list(SECTIONS)[1:], "plugin")

@@ -1,0 +1,1 @@
+"""Pure renderers: file contents computed from the configuration, no side effects."""

@@ -1,0 +1,106 @@
+"""bind9 named.conf for the DNS64 resolver, and RFC 6052 embedding of IPv4 addresses in a prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
+
+# RFC 6052 section 2.2 allows only these prefix lengths; bind9 and tayga enforce the same list.
+NAT64_PREFIX_LENGTHS = (32, 40, 48, 56, 64, 96)
+
+# Byte 8 (bits 64-71) is the "u" octet, which RFC 6052 reserves and requires to be zero.
+_U_OCTET = 8
+
+
+def embed_ipv4(prefix: IPv6Network, v4: IPv4Address) -> IPv6Address:
+    """Return the IPv6 address that stands for ``v4`` inside the NAT64 ``prefix`` (RFC 6052 2.2).
+
+    The IPv4 octets follow the prefix, skipping the "u" octet; the suffix is zero.
+    """
+    if prefix.prefixlen not in NAT64_PREFIX_LENGTHS:
+        allowed = ", ".join(f"/{n}" for n in NAT64_PREFIX_LENGTHS)
+        raise ValueError(
+            f"NAT64 prefix {prefix} has length /{prefix.prefixlen}; RFC 6052 allows {allowed}"
+        )
+    packed = bytearray(prefix.network_address.packed)
+    # Only a /96 covers the u octet, so only a /96 can carry a non-zero one.
+    if packed[_U_OCTET] != 0:
+        raise ValueError(
+            f"NAT64 prefix {prefix} sets bits 64-71, which RFC 6052 reserves and requires to be"
+            " zero"
+        )
+    slots = [i for i in range(prefix.prefixlen // 8, 16) if i != _U_OCTET][:4]
+    for slot, octet in zip(slots, v4.packed, strict=True):
+        packed[slot] = octet
+    return IPv6Address(bytes(packed))
+
+
+def render_named_conf(
+    *,
+    prefix: IPv6Network,
+    forwarder: IPv4Address,
+    allow_aaaa: bool,
+    directory: str,
+    pid_file: str | None = None,
+    listen_on_v6: Sequence[IPv6Address] | None = None,
+) -> str:
+    """Return a complete named.conf for a recursive resolver that synthesises AAAA in ``prefix``.
+
+    Queries go to ``forwarder`` through NAT64 (its address embedded in ``prefix``), so the
+    resolver needs no IPv4 connectivity of its own. With ``allow_aaaa`` False every AAAA answer is
+    ignored and synthesised from A records, so all outside traffic goes through NAT64.
+    """
+    forward_via = embed_ipv4(prefix, forwarder)
+    if listen_on_v6 is None:
+        listen_v6 = "any;"
+    elif listen_on_v6:
+        listen_v6 = " ".join(f"{address};" for address in listen_on_v6)
+    else:
+        raise ValueError("listen_on_v6 is empty: give addresses, or None to listen on any")
+
+    lines = [
+        "// Written by lazyjack: recursive DNS64 resolver for an IPv6-only cluster.",
+        f"// Queries are forwarded to {forwarder} through NAT64 as {forward_via}.",
+        "options {",
+        f"    directory {_quoted('directory', directory)};",
+    ]
+    if pid_file is not None:
+        lines.append(f"    pid-file {_quoted('pid_file', pid_file)};")
+    lines += [
+        f"    listen-on-v6 {{ {listen_v6} }};",
+        # Clients of a DNS64 server are IPv6-only by definition, and an IPv4 listener on
+        # every interface would expose an open recursive resolver on the node's uplink.
+        "    listen-on { none; };",
+        "    allow-query { any; };",
+        "    recursion yes;",
+        "    allow-recursion { any; };",
+        f"    forwarders {{ {forward_via}; }};",
+        # Recursing from the root needs internet access the resolver may not have (in a
+        # container it has only IPv6); every query must take the NAT64 path to the forwarder.
+        "    forward only;",
+        # A lab's remote_server may strip DNSSEC records or the node's clock may be off; either
+        # turns validation into SERVFAIL for every name, and synthesised AAAA are unsigned anyway.
+        "    dnssec-validation no;",
+        "    auth-nxdomain no;",
+    ]
+    if allow_aaaa:
+        lines.append(f"    dns64 {prefix} {{ }};")
+    else:
+        lines += [
+            f"    dns64 {prefix} {{",
+            # Ignore every real AAAA so that answers always point into the NAT64 prefix.
+            "        exclude { any; };",
+            "    };",
+        ]
+    lines.append("};")
+    return "\n".join(lines) + "\n"
+
+
+def _quoted(field: str, value: str) -> str:
+    # named.conf has no escape we want to rely on; refuse what would end the string early.
+    if not value or any(c in value for c in '"\\\n\r'):
+        raise ValueError(
+            f"{field} {value!r} cannot be written to named.conf: it must be non-empty and"
+            " contain no quote, backslash or line break"
+        )
+    return f'"{value}"'
