@@ -6,14 +6,13 @@ Nothing below this module prints or exits; this is the only place that does.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from lazyjack import __version__
-from lazyjack.errors import ConfigError, LazyjackError, UsageError
+from lazyjack.errors import ConfigError, LazyjackError, Problem, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 COMMANDS = ("init", "prepare", "up", "down", "clean", "version", "validate")
@@ -60,18 +59,37 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     def default(value: object) -> object:
         return argparse.SUPPRESS if suppress else value
 
-    parser.add_argument("-c", "--config", default=default("config.yaml"), metavar="FILE",
-                        help="the cluster's configuration file (default: config.yaml)")
-    parser.add_argument("--host", default=default(None), metavar="NAME",
-                        help="the node of the topology to act on (default: this machine's hostname)")
-    parser.add_argument("--root", default=default("/"), metavar="DIR",
-                        help="act on files under DIR instead of / (for sandboxes and tests)")
-    parser.add_argument("--dry-run", action="store_true", default=default(False),
-                        help="show every change (with diffs of files) and change nothing")
-    parser.add_argument("--debug", action="store_true", default=default(False),
-                        help="show tracebacks of unexpected errors")
-    parser.add_argument("--verbose", "-V", type=int, default=default(0), metavar="N",
-                        help="more detail (lazyjack 1.x: -v N)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=default("config.yaml"),
+        metavar="FILE",
+        help="the cluster's configuration file (default: config.yaml)",
+    )
+    parser.add_argument(
+        "--host",
+        default=default(None),
+        metavar="NAME",
+        help="the node of the topology to act on (default: this machine's hostname)",
+    )
+    parser.add_argument(
+        "--root",
+        default=default("/"),
+        metavar="DIR",
+        help="act on files under DIR instead of / (for sandboxes and tests)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=default(False),
+        help="show every change (with diffs of files) and change nothing",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", default=default(False), help="show tracebacks of unexpected errors"
+    )
+    parser.add_argument(
+        "--verbose", "-V", type=int, default=default(0), metavar="N", help="more detail (lazyjack 1.x: -v N)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,15 +113,22 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=helps[name], description=helps[name])
         _common(cmd, suppress=True)
         if name == "validate":
-            cmd.add_argument("--output", "-o", choices=("text", "json"), default="text",
-                             help="text summary or the address plan as JSON")
+            cmd.add_argument(
+                "--output",
+                "-o",
+                choices=("text", "json"),
+                default="text",
+                help="text summary or the address plan as JSON",
+            )
     return parser
 
 
 def _examples_hint() -> str:
     names = ", ".join(EXAMPLES)
-    return (f"the packaged examples are in {EXAMPLES_DIR} ({names}); "
-            f"try: lazyjack validate --config {EXAMPLES_DIR / EXAMPLES[0]}")
+    return (
+        f"the packaged examples are in {EXAMPLES_DIR} ({names}); "
+        f"try: lazyjack validate --config {EXAMPLES_DIR / EXAMPLES[0]}"
+    )
 
 
 def _run(args: argparse.Namespace, out: list[str]) -> int:
@@ -126,9 +151,7 @@ def _run(args: argparse.Namespace, out: list[str]) -> int:
     raise LazyjackError(f"lazyjack {command} (host {host}) is not implemented yet")
 
 
-def _missing_config(name: str) -> "object":
-    from lazyjack.errors import Problem
-
+def _missing_config(name: str) -> Problem:
     return Problem("", f"the configuration file does not exist; give one with --config FILE; {_examples_hint()}")
 
 
@@ -156,13 +179,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        print(f"lazyjack: internal error: {type(exc).__name__}: {exc}\n"
-              "(run again with --debug for a traceback, and please report it)", file=sys.stderr)
+        print(
+            f"lazyjack: internal error: {type(exc).__name__}: {exc}\n"
+            "(run again with --debug for a traceback, and please report it)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
 
 
 def entry() -> None:
     """Console-script entry point."""
     sys.exit(main())
-
-

@@ -486,20 +486,44 @@ def test_hosts_every_node_resolves_to_its_address(case: tuple[str, Entries]) -> 
     original, entries = case
     result = _active_lines(hosts_with_nodes(original, entries))
     for name, ip in entries:
-        mapped = [ip_address(f[0]) for f in result if name.lower() in map(str.lower, f[1:])]
-        assert mapped, name
-        assert set(mapped) == {ip}, name
+        assert set(_addresses_of(name, result)) == {ip}, name
+
+
+@given(_hosts_case(junk=False))
+def test_hosts_already_right_is_left_alone(case: tuple[str, Entries]) -> None:
+    original, entries = case
+    before = _active_lines(original)
+    if all(set(_addresses_of(name, before)) == {ip} for name, ip in entries):
+        assert hosts_with_nodes(original, entries) == original
+
+
+def _addresses_of(name: str, lines: list[list[str]]) -> list[Address]:
+    return [ip_address(f[0]) for f in lines if name.lower() in map(str.lower, f[1:])]
 
 
 @given(_resolv_case(junk=False))
-def test_resolv_nameserver_is_asked_first(case: tuple[str, Address]) -> None:
+def test_resolv_nameserver_is_asked_first_and_once(case: tuple[str, Address]) -> None:
     original, nameserver = case
-    result = resolv_with_nameserver(original, nameserver)
-    first = next(
-        line for line in result.split("\n") if line.startswith(("nameserver ", "nameserver\t"))
-    )
-    address = first.split(None, 2)[1].split("#")[0].split(";")[0]
-    assert ip_address(address) == nameserver
+    before = _nameservers(original)
+    after = _nameservers(resolv_with_nameserver(original, nameserver))
+    assert after[0] == nameserver
+    if before and before[0] == nameserver:
+        assert resolv_with_nameserver(original, nameserver) == original
+    else:
+        assert after.count(nameserver) == 1
+
+
+def _nameservers(text: str) -> list[Address | None]:
+    """Addresses of the nameserver lines glibc reads, None where it is not one."""
+    result: list[Address | None] = []
+    for line in text.split("\n"):
+        if line.startswith(("nameserver ", "nameserver\t")):
+            field = line.split(None, 2)[1].split("#")[0].split(";")[0]
+            try:
+                result.append(ip_address(field))
+            except ValueError:
+                result.append(None)
+    return result
 
 
 # Arbitrary text, markers included (also at odd places), to check the two inverse views.

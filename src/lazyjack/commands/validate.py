@@ -21,8 +21,11 @@ def run_validate(path: Path, *, host: str | None, output: str) -> tuple[str, lis
 
 def describe_plan(config: Config, plan: Plan, *, host: str | None = None) -> str:
     """A readable summary: mode, nodes with roles, addresses, subnets and routes."""
-    api = f"kubeadm.k8s.io/{plan.kubeadm_api_version}" if plan.kubeadm_api_version else (
-        "chosen from `kubeadm version` at prepare")
+    api = (
+        f"kubeadm.k8s.io/{plan.kubeadm_api_version}"
+        if plan.kubeadm_api_version
+        else ("chosen from `kubeadm version` at prepare")
+    )
     lines = [
         f"{config.source.path if config.source else 'config'}: valid",
         f"mode:            {plan.mode}",

@@ -7,6 +7,7 @@ file's comments and key order intact.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,7 @@ def read_config(path: str | Path) -> Source:
     except FileNotFoundError:
         raise _fail(
             name,
-            "the configuration file does not exist; give one with --config FILE "
-            "(examples: lazyjack validate --help)",
+            "the configuration file does not exist; give one with --config FILE (examples: lazyjack validate --help)",
         ) from None
     except IsADirectoryError:
         raise _fail(name, "is a directory, not a configuration file") from None
@@ -83,10 +83,9 @@ def parse_config(raw: bytes, *, name: str = "<config>") -> Source:
         document = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
         where = f", column {mark.column + 1}" if mark is not None else ""
         what = exc.problem or "invalid YAML"
-        raise _fail(name, f"YAML error{where}: {what}", line) from None
+        raise _fail(name, f"YAML error{where}: {what}", mark.line + 1 if mark is not None else None) from None
     except YAMLError as exc:
         raise _fail(name, f"YAML error: {exc}") from None
     except RecursionError:
@@ -139,10 +138,8 @@ def _plain(node: Any, path: KeyPath, lines: dict[KeyPath, int], budget: list[int
             skey = str(plain_scalar(key))
             sub = (*path, skey)
             if lc is not None and sub not in lines:
-                try:
+                with contextlib.suppress(KeyError, TypeError):
                     lines[sub] = lc.key(key)[0] + 1
-                except (KeyError, TypeError):
-                    pass
             out[skey] = _plain(value, sub, lines, budget)
         return out
     if isinstance(node, list):

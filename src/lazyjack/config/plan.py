@@ -233,17 +233,13 @@ class Plan:
                 entry["pod_subnets"] = [str(s) for s in node.pod_subnets]
                 entry["pod_gateways"] = [str(g) for g in node.pod_gateways]
                 entry["nameserver"] = str(node.nameserver)
-            entry["routes"] = [
-                {"destination": str(r.destination), "gateway": str(r.gateway)} for r in node.routes
-            ]
+            entry["routes"] = [{"destination": str(r.destination), "gateway": str(r.gateway)} for r in node.routes]
             nodes[node.name] = entry
         return {
             "mode": self.mode,
             "dns_service_ip": str(self.dns_service_ip),
             "api_advertise_address": str(self.api_advertise_address),
-            "kubeadm_api_version": (
-                f"kubeadm.k8s.io/{self.kubeadm_api_version}" if self.kubeadm_api_version else None
-            ),
+            "kubeadm_api_version": (f"kubeadm.k8s.io/{self.kubeadm_api_version}" if self.kubeadm_api_version else None),
             "nodes": nodes,
         }
 
@@ -258,9 +254,7 @@ def _pod_routes(node: NodePlan, others: list[NodePlan]) -> list[Route]:
             gateway = other.management_of(subnet.version)
             if gateway is None:
                 continue
-            routes.append(
-                Route(subnet, gateway.ip, f"pod subnet of {other.name}", "up", node.interface)
-            )
+            routes.append(Route(subnet, gateway.ip, f"pod subnet of {other.name}", "up", node.interface))
     return routes
 
 
@@ -300,9 +294,7 @@ def build_plan(config: Config) -> Plan:
             else:
                 own = next(a for a in management if a.version == service_family)
                 nameserver = own.ip
-        bare.append(
-            NodePlan(spec.name, spec.id, spec.roles, spec.interface, management, subnets, nameserver)
-        )
+        bare.append(NodePlan(spec.name, spec.id, spec.roles, spec.interface, management, subnets, nameserver))
     cluster_nodes = [n for n in bare if n.is_cluster_node]
     nat64_node = next((n for n in bare if n.is_nat64), None)
     nodes: dict[str, NodePlan] = {}
@@ -311,8 +303,14 @@ def build_plan(config: Config) -> Plan:
         if node.is_cluster_node:
             routes += _pod_routes(node, cluster_nodes)
         nodes[node.name] = NodePlan(
-            node.name, node.id, node.roles, node.interface, node.management,
-            node.pod_subnets, node.nameserver, tuple(routes),
+            node.name,
+            node.id,
+            node.roles,
+            node.interface,
+            node.management,
+            node.pod_subnets,
+            node.nameserver,
+            tuple(routes),
         )
     master = next(n for n in nodes.values() if n.is_master)
     advertise = master.management_of(service_family)

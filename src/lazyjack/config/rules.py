@@ -61,6 +61,7 @@ class Problems:
 
     source: Source
     items: list[Problem] = field(default_factory=list)
+    bad_keys: set[KeyPath] = field(default_factory=set)
 
     def add(self, path: Sequence[str], message: str) -> None:
         self.items.append(Problem(".".join(path), message, self.source.line(tuple(path))))
@@ -111,12 +112,21 @@ def _section(problems: Problems, data: dict[str, Any], key: str, model: type[Bas
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        problems.add((key,), f"must be a mapping of keys ({', '.join(_model_keys(model))}), got {describe(raw)} {_show(raw)}")
+        problems.add(
+            (key,), f"must be a mapping of keys ({', '.join(_model_keys(model))}), got {describe(raw)} {_show(raw)}"
+        )
         return None
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         _translate(problems, (key,), model, exc)
+        failed = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        problems.bad_keys.update((key, f) for f in failed)
+    # Keep checking what is left: the section without its bad keys may still validate
+    # (defaults fill in), so that rules needing its good keys still run.
+    try:
+        return model.model_validate({k: v for k, v in raw.items() if k not in failed})
+    except ValidationError:
         return None
 
 
@@ -155,7 +165,12 @@ def _parse_opmodes(problems: Problems, path: KeyPath, text: str) -> tuple[str, .
 
 
 def _check_interface(problems: Problems, path: KeyPath, name: str) -> None:
-    if not 1 <= len(name) <= 15 or name in (".", "..") or any(c in name for c in "/:") or any(c.isspace() for c in name):
+    if (
+        not 1 <= len(name) <= 15
+        or name in (".", "..")
+        or any(c in name for c in "/:")
+        or any(c.isspace() for c in name)
+    ):
         problems.add(
             path,
             f"{name!r} is not a valid Linux interface name (1-15 characters, no '/', ':' or whitespace)",
@@ -178,22 +193,28 @@ def _topology(problems: Problems, data: dict[str, Any]) -> tuple[dict[str, NodeS
     for name, value in raw.items():
         path = ("topology", name)
         if not NODE_NAME_RE.match(name) or len(name) > 253:
-            problems.add(path, f"node name {name!r} must be a lowercase DNS name (letters, digits, '-', '.'), "
-                         "because kubeadm and /etc/hosts use it")
+            problems.add(
+                path,
+                f"node name {name!r} must be a lowercase DNS name (letters, digits, '-', '.'), "
+                "because kubeadm and /etc/hosts use it",
+            )
             ok = False
         if not isinstance(value, dict):
-            problems.add(path, f"must be a mapping with interface, opmodes and id, got {describe(value)} {_show(value)}")
+            problems.add(
+                path, f"must be a mapping with interface, opmodes and id, got {describe(value)} {_show(value)}"
+            )
             ok = False
             continue
         try:
-            node = Node.model_validate(value)
+            node: Node | None = Node.model_validate(value)
         except ValidationError as exc:
             _translate(problems, path, Node, exc)
-            ok = False
-            continue
-        _check_interface(problems, (*path, "interface"), node.interface)
-        roles = _parse_opmodes(problems, (*path, "opmodes"), node.opmodes)
-        if roles is None:
+            node = None
+        interface, opmodes = value.get("interface"), value.get("opmodes")
+        if isinstance(interface, str):
+            _check_interface(problems, (*path, "interface"), interface)
+        roles = _parse_opmodes(problems, (*path, "opmodes"), opmodes) if isinstance(opmodes, str) else None
+        if roles is None or node is None:
             ok = False
             continue
         nodes[name] = NodeSpec(name=name, interface=node.interface, roles=roles, id=node.id)
@@ -224,14 +245,23 @@ def _parts(problems: Problems, data: dict[str, Any]) -> Parts:
         else:
             plugin = top
             if general is not None and general.plugin is not None and general.plugin != top:
-                problems.add(("plugin",), f"{top!r} disagrees with general.plugin {general.plugin!r}; "
-                             "remove the deprecated top-level plugin")
+                problems.add(
+                    ("plugin",),
+                    f"{top!r} disagrees with general.plugin {general.plugin!r}; remove the deprecated top-level plugin",
+                )
     if general is not None and general.plugin is not None:
         plugin = general.plugin
     return Parts(
-        general=general, mode=mode, nodes=nodes, nodes_ok=nodes_ok,
-        mgmt=sections["mgmt_net"], pod=sections["pod_net"], service=sections["service_net"],
-        support=sections["support_net"], nat64=sections["nat64"], dns64=sections["dns64"],
+        general=general,
+        mode=mode,
+        nodes=nodes,
+        nodes_ok=nodes_ok,
+        mgmt=sections["mgmt_net"],
+        pod=sections["pod_net"],
+        service=sections["service_net"],
+        support=sections["support_net"],
+        nat64=sections["nat64"],
+        dns64=sections["dns64"],
         plugin=plugin,
     )
 
@@ -251,8 +281,11 @@ def check_roles(p: Parts, problems: Problems) -> None:
         return
     masters = [n.name for n in p.nodes.values() if "master" in n.roles]
     if len(masters) != 1:
-        problems.add(("topology",), f"needs exactly one node with opmode master, found {len(masters)}"
-                     + (f" ({', '.join(masters)})" if masters else ""))
+        problems.add(
+            ("topology",),
+            f"needs exactly one node with opmode master, found {len(masters)}"
+            + (f" ({', '.join(masters)})" if masters else ""),
+        )
     gateways = [n.name for n in p.nodes.values() if "dns64" in n.roles or "nat64" in n.roles]
     if p.mode == "ipv6":
         if not gateways:
@@ -261,7 +294,9 @@ def check_roles(p: Parts, problems: Problems) -> None:
             problems.add(("topology",), f"only one node may run dns64/nat64, found {', '.join(gateways)}")
     elif p.mode is not None:
         for name in gateways:
-            problems.add(("topology", name, "opmodes"), f"dns64 and nat64 are only used in ipv6 mode, not {p.mode}; remove them")
+            problems.add(
+                ("topology", name, "opmodes"), f"dns64 and nat64 are only used in ipv6 mode, not {p.mode}; remove them"
+            )
 
 
 def check_node_ids(p: Parts, problems: Problems) -> None:
@@ -304,7 +339,7 @@ def check_families(p: Parts, problems: Problems) -> None:
     """Every CIDR is of the family the mode needs; dual-stack has one of each."""
     if p.mode is None:
         return
-    pairs = (("mgmt_net", p.mgmt), ("pod_net", p.pod))
+    pairs: tuple[tuple[str, MgmtNet | PodNet | ServiceNet | None], ...] = (("mgmt_net", p.mgmt), ("pod_net", p.pod))
     if p.mode == "dual-stack":
         for key, sec in pairs:
             if sec is None:
@@ -313,8 +348,11 @@ def check_families(p: Parts, problems: Problems) -> None:
                 other = "IPv4" if sec.cidr.version == 6 else "IPv6"
                 problems.add((key, "cidr2"), f"dual-stack mode needs an {other} CIDR in {key}.cidr2")
             elif sec.cidr2.version == sec.cidr.version:
-                problems.add((key, "cidr2"), f"{str(sec.cidr2)!r} is {FAMILY[sec.cidr2.version]} like {key}.cidr; "
-                             "dual-stack needs one IPv4 and one IPv6 CIDR")
+                problems.add(
+                    (key, "cidr2"),
+                    f"{str(sec.cidr2)!r} is {FAMILY[sec.cidr2.version]} like {key}.cidr; "
+                    "dual-stack needs one IPv4 and one IPv6 CIDR",
+                )
         if p.service is not None and p.service.cidr2 is not None and p.service.cidr2.version == p.service.cidr.version:
             problems.add(("service_net", "cidr2"), "must be of the other family than service_net.cidr")
         return
@@ -340,8 +378,10 @@ def check_families(p: Parts, problems: Problems) -> None:
         _family_check(problems, ("dns64", "cidr"), p.dns64.cidr, 6, "the DNS64 prefix")
         _family_check(problems, ("dns64", "ip"), p.dns64.ip, 6, "dns64.ip")
         if p.dns64.remote_server.version != 4:
-            problems.add(("dns64", "remote_server"), f"{str(p.dns64.remote_server)!r} must be an IPv4 address "
-                         "(the DNS64 server reaches it through NAT64)")
+            problems.add(
+                ("dns64", "remote_server"),
+                f"{str(p.dns64.remote_server)!r} must be an IPv4 address (the DNS64 server reaches it through NAT64)",
+            )
 
 
 def check_ipv6_sections(p: Parts, problems: Problems, data: dict[str, Any]) -> None:
@@ -360,11 +400,17 @@ def check_sizes(p: Parts, problems: Problems) -> None:
             if net is None:
                 continue
             if net.version == 4 and net.prefixlen != 16:
-                problems.add(("pod_net", key), f"{str(net)!r}: an IPv4 pod network must be a /16 "
-                             "(each node gets a /24 with its ID as the third octet)")
+                problems.add(
+                    ("pod_net", key),
+                    f"{str(net)!r}: an IPv4 pod network must be a /16 "
+                    "(each node gets a /24 with its ID as the third octet)",
+                )
             if net.version == 6 and net.prefixlen + plan.NODE_SUBNET_BITS > 120:
-                problems.add(("pod_net", key), f"{str(net)!r}: an IPv6 pod network must be /112 or shorter, "
-                             f"so that each node's /{net.prefixlen + plan.NODE_SUBNET_BITS} subnet holds pod addresses")
+                problems.add(
+                    ("pod_net", key),
+                    f"{str(net)!r}: an IPv6 pod network must be /112 or shorter, "
+                    f"so that each node's /{net.prefixlen + plan.NODE_SUBNET_BITS} subnet holds pod addresses",
+                )
         if p.pod.mtu is not None and p.mode is not None:
             low = MTU_MIN[p.mode]
             if not low <= p.pod.mtu <= MTU_MAX:
@@ -376,8 +422,11 @@ def check_sizes(p: Parts, problems: Problems) -> None:
             if net.version == 4 and net.prefixlen >= 24:
                 problems.add(("service_net", key), f"{str(net)!r}: an IPv4 service network must be larger than /24")
             if net.version == 6 and net.prefixlen < 108:
-                problems.add(("service_net", key), f"{str(net)!r}: an IPv6 service network may be at most "
-                             "/108 (kube-apiserver limit); use /108 to /120")
+                problems.add(
+                    ("service_net", key),
+                    f"{str(net)!r}: an IPv6 service network may be at most "
+                    "/108 (kube-apiserver limit); use /108 to /120",
+                )
             if net.version == 6 and net.prefixlen > 120:
                 problems.add(("service_net", key), f"{str(net)!r} is too small; use /108 to /120")
 
@@ -394,21 +443,26 @@ def check_overlaps(p: Parts, problems: Problems) -> None:
         if p.dns64 is not None:
             named.append((("dns64", "cidr"), p.dns64.cidr))
     for i, (path_a, a) in enumerate(named):
-        for path_b, b in named[i + 1:]:
-            if a.version == b.version and a.overlaps(b):  # type: ignore[arg-type]
-                problems.add(path_b, f"{str(b)!r} overlaps {'.'.join(path_a)} {str(a)!r}; the networks must be disjoint")
+        for path_b, b in named[i + 1 :]:
+            if a.version == b.version and a.overlaps(b):
+                problems.add(
+                    path_b, f"{str(b)!r} overlaps {'.'.join(path_a)} {str(a)!r}; the networks must be disjoint"
+                )
 
 
 def check_support(p: Parts, problems: Problems) -> None:
     """NAT64 pool and addresses inside the support network; a valid DNS64 prefix."""
-    if p.mode != "ipv6":
+    if p.mode not in ("ipv6", None):
         return
     support = p.support
     if p.dns64 is not None:
         prefix = p.dns64.cidr
         if prefix.version == 6 and prefix.prefixlen not in plan.RFC6052_LENGTHS:
-            problems.add(("dns64", "cidr"), f"{str(prefix)!r}: a DNS64 prefix length must be one of "
-                         f"{', '.join(f'/{n}' for n in plan.RFC6052_LENGTHS)} (RFC 6052)")
+            problems.add(
+                ("dns64", "cidr"),
+                f"{str(prefix)!r}: a DNS64 prefix length must be one of "
+                f"{', '.join(f'/{n}' for n in plan.RFC6052_LENGTHS)} (RFC 6052)",
+            )
     if support is None:
         return
     v6, v4 = support.cidr, support.v4cidr
@@ -421,14 +475,19 @@ def check_support(p: Parts, problems: Problems) -> None:
         if n.ip.version == 6:
             _inside(problems, ("nat64", "ip"), n.ip, v6, "support_net.cidr", gateway=gw6)
             if p.dns64 is not None and n.ip == p.dns64.ip:
-                problems.add(("nat64", "ip"), f"{str(n.ip)!r} is also dns64.ip; NAT64 and DNS64 need their own addresses")
+                problems.add(
+                    ("nat64", "ip"), f"{str(n.ip)!r} is also dns64.ip; NAT64 and DNS64 need their own addresses"
+                )
         if n.v4_ip.version == 4:
             _inside(problems, ("nat64", "v4_ip"), n.v4_ip, v4, "support_net.v4cidr", gateway=gw4)
-        if n.v4_cidr.version == 4 and v4.version == 4 and not n.v4_cidr.subnet_of(v4):  # type: ignore[arg-type]
+        if n.v4_cidr.version == 4 and v4.version == 4 and not n.v4_cidr.subnet_of(v4):
             problems.add(("nat64", "v4_cidr"), f"{str(n.v4_cidr)!r} must lie inside support_net.v4cidr {str(v4)!r}")
         if n.v4_cidr.version == 4 and gw4 in n.v4_cidr:
-            problems.add(("nat64", "v4_cidr"), f"{str(n.v4_cidr)!r} contains the support network gateway {gw4}; "
-                         "choose a pool that leaves out the first address")
+            problems.add(
+                ("nat64", "v4_cidr"),
+                f"{str(n.v4_cidr)!r} contains the support network gateway {gw4}; "
+                "choose a pool that leaves out the first address",
+            )
 
 
 def _inside(problems: Problems, path: KeyPath, ip: IPAddr, net: IPNet, what: str, *, gateway: IPAddr) -> None:
@@ -446,31 +505,50 @@ def check_general(p: Parts, problems: Problems, *, require_token: bool) -> None:
     if g is None:
         return
     if g.token is not None and is_set(g.token) and not TOKEN_RE.match(g.token):
-        problems.add(("general", "token"), f"{g.token!r} is not a kubeadm token; it must look like "
-                     "'abcdef.0123456789abcdef' (6 and 16 lowercase letters or digits); `lazyjack init` makes one")
+        problems.add(
+            ("general", "token"),
+            f"{g.token!r} is not a kubeadm token; it must look like "
+            "'abcdef.0123456789abcdef' (6 and 16 lowercase letters or digits); `lazyjack init` makes one",
+        )
     if g.token_cert_hash is not None and is_set(g.token_cert_hash) and not HASH_RE.match(g.token_cert_hash):
-        problems.add(("general", "token-cert-hash"), f"{g.token_cert_hash!r} must be 64 hex digits "
-                     "(SHA-256 of the CA public key), optionally prefixed 'sha256:'; `lazyjack init` writes it")
-    if require_token and not g.insecure:
+        problems.add(
+            ("general", "token-cert-hash"),
+            f"{g.token_cert_hash!r} must be 64 hex digits "
+            "(SHA-256 of the CA public key), optionally prefixed 'sha256:'; `lazyjack init` writes it",
+        )
+    if require_token and not g.insecure and ("general", "insecure") not in problems.bad_keys:
         for key, value in (("token", g.token), ("token-cert-hash", g.token_cert_hash)):
             if value is None or not is_set(value):
-                problems.add(("general", key), "is required unless insecure: true; run `lazyjack init` "
-                             "on the master, then copy the updated file to the other nodes")
+                problems.add(
+                    ("general", key),
+                    "is required unless insecure: true; run `lazyjack init` "
+                    "on the master, then copy the updated file to the other nodes",
+                )
     if g.kubernetes_version is not None:
         version = g.kubernetes_version
         if version != "latest" and not plan.KUBERNETES_VERSION_RE.match(version):
-            problems.add(("general", "kubernetes-version"), f"{version!r} must be 'latest' or 'vX.Y.Z' "
-                         "with an optional '-suffix' (e.g. 'v1.31.2', 'v1.32.0-alpha.1')")
+            problems.add(
+                ("general", "kubernetes-version"),
+                f"{version!r} must be 'latest' or 'vX.Y.Z' "
+                "with an optional '-suffix' (e.g. 'v1.31.2', 'v1.32.0-alpha.1')",
+            )
         elif plan.kubeadm_api_for(version) is None:
-            problems.add(("general", "kubernetes-version"), f"{version!r} is older than the oldest "
-                         "supported Kubernetes, v1.11.0")
+            problems.add(
+                ("general", "kubernetes-version"), f"{version!r} is older than the oldest supported Kubernetes, v1.11.0"
+            )
     if timeout_seconds(g.kubeadm_timeout) is None:
-        problems.add(("general", "kubeadm-timeout"), f"{_show(g.kubeadm_timeout)} must be a duration like "
-                     "'10m', '90s' or '1h30m' (or a number of seconds), greater than zero")
+        problems.add(
+            ("general", "kubeadm-timeout"),
+            f"{_show(g.kubeadm_timeout)} must be a duration like "
+            "'10m', '90s' or '1h30m' (or a number of seconds), greater than zero",
+        )
     socket = g.cri_socket
     if not (socket.startswith("unix:///") or socket.startswith("/")) or any(c.isspace() for c in socket):
-        problems.add(("general", "cri-socket"), f"{socket!r} must be a unix socket such as "
-                     "'unix:///var/run/containerd/containerd.sock' or 'unix:///var/run/crio/crio.sock'")
+        problems.add(
+            ("general", "cri-socket"),
+            f"{socket!r} must be a unix socket such as "
+            "'unix:///var/run/containerd/containerd.sock' or 'unix:///var/run/crio/crio.sock'",
+        )
     if not g.work_area.startswith("/") or g.work_area.rstrip("/") == "":
         problems.add(("general", "work-area"), f"{g.work_area!r} must be an absolute directory path other than /")
 
@@ -524,10 +602,12 @@ def validate(source: Source, *, host: str | None = None, require_token: bool = T
     if host is not None and p.nodes_ok and host not in p.nodes:
         close = difflib.get_close_matches(host, list(p.nodes), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
-        problems.items.append(Problem("--host", f"{host!r} is not a node of the topology; {hint}"
-                                      f"nodes: {', '.join(p.nodes)}"))
+        problems.items.append(
+            Problem("--host", f"{host!r} is not a node of the topology; {hint}nodes: {', '.join(p.nodes)}")
+        )
     if problems.items:
-        raise ConfigError(source.path, problems.items)
+        ordered = sorted(problems.items, key=lambda q: (q.line is None, q.line or 0))
+        raise ConfigError(source.path, ordered)
     assert p.general is not None and p.mgmt is not None and p.pod is not None and p.service is not None
     ipv6 = p.mode == "ipv6"
     timeout = timeout_seconds(p.general.kubeadm_timeout)

@@ -56,9 +56,7 @@ def _need_text(value: object, example: str) -> str:
 def _cidr(value: object) -> IPNet:
     text = _need_text(value, '"fd00:20::/64" or "10.192.0.0/16"')
     if "/" not in text:
-        raise PydanticCustomError(
-            "lj_cidr", "needs a prefix length, for example {example}", {"example": f"{text}/64"}
-        )
+        raise PydanticCustomError("lj_cidr", "needs a prefix length, for example {example}", {"example": f"{text}/64"})
     try:
         return ipaddress.ip_network(text, strict=True)
     except ValueError:
@@ -67,9 +65,7 @@ def _cidr(value: object) -> IPNet:
         loose = ipaddress.ip_network(text, strict=False)
     except ValueError as exc:
         raise PydanticCustomError("lj_cidr", "is not a valid CIDR ({reason})", {"reason": str(exc)}) from None
-    raise PydanticCustomError(
-        "lj_cidr", "has host bits set; the network is {network}", {"network": str(loose)}
-    )
+    raise PydanticCustomError("lj_cidr", "has host bits set; the network is {network}", {"network": str(loose)})
 
 
 def _ip(value: object) -> IPAddr:
@@ -101,9 +97,7 @@ class General(Section):
     insecure: bool = False
     cri_socket: str = Field(DEFAULT_CRI_SOCKET, alias="cri-socket")
     kubeadm_timeout: str | int = Field(DEFAULT_KUBEADM_TIMEOUT, alias="kubeadm-timeout")
-    dns64_nat64_runtime: Literal["docker", "podman", "native"] = Field(
-        "docker", alias="dns64-nat64-runtime"
-    )
+    dns64_nat64_runtime: Literal["docker", "podman", "native"] = Field("docker", alias="dns64-nat64-runtime")
 
 
 class Node(Section):
