@@ -71,3 +71,34 @@ class CommandFailed(HostError):
         if output.strip():
             text += "\n" + output.rstrip()
         super().__init__(text)
+
+
+class NetlinkFailed(HostError):
+    """The kernel refused a netlink request; `.code` is its errno, `.operation` what was asked."""
+
+    def __init__(self, operation: str, code: int, *, detail: str = "") -> None:
+        # Imported here so that this class can live at the end of the module.
+        import errno
+        import os
+
+        self.operation = operation
+        self.code = code
+        self.detail = detail
+        name = errno.errorcode.get(code, str(code))
+        text = f"{operation}: {os.strerror(code)} ({name})"
+        if detail:
+            text += f": {detail}"
+        super().__init__(text)
+
+
+class FileOperationFailed(HostError):
+    """Reading or changing a file failed; `.path` is the host path, `.code` the errno."""
+
+    def __init__(self, operation: str, path: str, code: int, *, root: str = "/") -> None:
+        import os
+
+        self.operation = operation
+        self.path = path
+        self.code = code
+        where = path if root == "/" else f"{path} (under root {root})"
+        super().__init__(f"cannot {operation} {where}: {os.strerror(code)}")

@@ -99,11 +99,7 @@ def hosts_with_nodes(text: str, entries: Sequence[tuple[str, IPAddress]]) -> str
         else:
             for i in named:
                 satisfied[i] = True
-    missing = [
-        f"{ip} {name}  {ADD_MARK}"
-        for (name, ip), done in zip(entries, satisfied, strict=True)
-        if not done
-    ]
+    missing = [f"{ip} {name}  {ADD_MARK}" for (name, ip), done in zip(entries, satisfied, strict=True) if not done]
     return _append(lines, missing)
 
 
@@ -121,11 +117,7 @@ def resolv_with_nameserver(text: str, nameserver: IPAddress) -> str:
     reads it; an indented or commented one does not count.
     """
     lines = _split_lines(clean_markers(text))
-    servers = [
-        (i, address)
-        for i, line in enumerate(lines)
-        if (address := _nameserver_of(line)) is not None
-    ]
+    servers = [(i, address) for i, line in enumerate(lines) if (address := _nameserver_of(line)) is not None]
     ours = f"nameserver {nameserver}  {ADD_MARK}"
     if not servers:
         return _append(lines, [ours])
