@@ -6,12 +6,15 @@ Nothing below this module prints or exits; this is the only place that does.
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from lazyjack import __version__
+from lazyjack.commands import UP_PHASES
 from lazyjack.errors import ConfigError, LazyjackError, Problem, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -27,11 +30,24 @@ _GO_IGNORED_BOOL = {"-alsologtostderr", "-logtostderr"}
 _GO_IGNORED_VALUE = {"-log_dir", "-log_backtrace_at", "-stderrthreshold", "-vmodule"}
 
 
+class _ParserExit(Exception):
+    """argparse finished early (`--help`); main() returns the status instead of exiting."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so main() owns the exit code."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message}\n{self.format_usage().rstrip()}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            self._print_message(message, sys.stderr)
+        raise _ParserExit(status)
 
 
 def translate_go_flags(argv: Sequence[str]) -> list[str]:
@@ -120,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
                 default="text",
                 help="text summary or the address plan as JSON",
             )
+        if name in ("prepare", "up", "down", "clean"):
+            cmd.add_argument("--no-rollback", "--keep-going", dest="no_rollback", action="store_true",
+                             help="on a failure, keep this run's changes instead of rolling them back")
+        if name in ("up", "down"):
+            phases = "; ".join(f"{k}: {v}" for k, v in UP_PHASES.items())
+            cmd.add_argument("--skip-phases", default="", metavar="LIST",
+                             help=f"comma-separated phases to skip ({phases})")
     return parser
 
 
@@ -148,7 +171,46 @@ def _run(args: argparse.Namespace, out: list[str]) -> int:
         out.append(text)
         return EXIT_OK
     host = args.host or socket.gethostname()
-    raise LazyjackError(f"lazyjack {command} (host {host}) is not implemented yet")
+    return _act(args, command, config_path, host)
+
+
+def _act(args: argparse.Namespace, command: str, config_path: Path, host: str) -> int:
+    from lazyjack.config import load_config
+    from lazyjack.config.plan import build_plan
+    from lazyjack.errors import PreflightError
+
+    config = load_config(config_path, host=host, require_token=command in ("prepare", "up"))
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    plan = build_plan(config)
+    root = Path(args.root).resolve()
+    if os.geteuid() != 0 and not args.dry_run:
+        raise PreflightError(f"lazyjack {command} changes the host and must run as root (or try --dry-run)")
+
+    def report(line: str) -> None:
+        print(line, flush=True)
+
+    from lazyjack.host import Host
+
+    machine = Host.real(root)
+    try:
+        if command == "init":
+            from lazyjack.commands.init import run_init
+
+            run_init(machine.files, config, plan, host, config_path=config_path, dry_run=args.dry_run, report=report)
+            return EXIT_OK
+        from lazyjack.commands.node import NodeRun, run_node_command
+
+        skip = frozenset(p.strip() for p in getattr(args, "skip_phases", "").split(",") if p.strip())
+        unknown = sorted(skip - set(UP_PHASES))
+        if unknown:
+            raise UsageError(f"--skip-phases: unknown phase(s) {', '.join(unknown)}; known: {', '.join(UP_PHASES)}")
+        opts = NodeRun(command, dry_run=args.dry_run, rollback=not getattr(args, "no_rollback", False),
+                       skip_phases=skip)
+        run_node_command(machine, config, plan, host, opts, root=root, report=report)
+        return EXIT_OK
+    finally:
+        machine.close()
 
 
 def _missing_config(name: str) -> Problem:
@@ -169,6 +231,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if out:
             print("\n".join(out))
         return code
+    except _ParserExit as exc:
+        return exc.status
     except LazyjackError as exc:
         prefix = "error" if exc.exit_code != EXIT_USAGE or isinstance(exc, ConfigError) else "usage error"
         print(f"lazyjack: {prefix}: {exc}", file=sys.stderr)

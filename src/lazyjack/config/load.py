@@ -75,6 +75,7 @@ def parse_config(raw: bytes, *, name: str = "<config>") -> Source:
         raise _fail(name, "is empty; it needs at least the general, topology and network sections")
 
     from ruamel.yaml import YAML
+    from ruamel.yaml.constructor import DuplicateKeyError
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     yaml = YAML(typ="rt")
@@ -82,6 +83,12 @@ def parse_config(raw: bytes, *, name: str = "<config>") -> Source:
     try:
         document = yaml.load(text)
     except MarkedYAMLError as exc:
+        # The document was composed in full before a duplicate is found, so it parses again.
+        duplicate = _duplicate_key(text) if isinstance(exc, DuplicateKeyError) else None
+        if duplicate is not None:
+            key, first, again = duplicate
+            seen = f"line {first}" if first == again else f"lines {first} and {again}"
+            raise ConfigError(name, [Problem(".".join(key), f"is given twice ({seen}); keep one", again)]) from None
         mark = exc.problem_mark or exc.context_mark
         where = f", column {mark.column + 1}" if mark is not None else ""
         what = exc.problem or "invalid YAML"
@@ -110,6 +117,51 @@ def parse_config(raw: bytes, *, name: str = "<config>") -> Source:
 
 class _TooBig(Exception):
     pass
+
+
+@dataclass
+class _Frame:
+    path: KeyPath
+    mapping: bool
+    keys: dict[str, int] = field(default_factory=dict)
+    key: str | None = None  # in a mapping: the key whose value comes next; None while a key is due
+    index: int = 0
+
+
+def _duplicate_key(text: str) -> tuple[KeyPath, int, int] | None:
+    """The path of the first key given twice in one mapping, with both lines (1-based).
+
+    ruamel's error names only the key; walking the parser's events (no recursion, no
+    alias expansion) finds the section it is in.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent, MappingStartEvent, NodeEvent, ScalarEvent
+
+    stack: list[_Frame] = []
+    for event in YAML(typ="rt").parse(text):
+        if isinstance(event, CollectionEndEvent):
+            stack.pop()
+            continue
+        if not isinstance(event, NodeEvent):
+            continue
+        path: KeyPath = ()
+        if stack:
+            top = stack[-1]
+            if top.mapping and top.key is None:
+                key = str(event.value) if isinstance(event, ScalarEvent) else "?"
+                line = event.start_mark.line + 1
+                if key in top.keys:
+                    return (*top.path, key), top.keys[key], line
+                top.keys[key] = line
+                top.key = key
+                path = (*top.path, key)
+            elif top.mapping:
+                path, top.key = (*top.path, str(top.key)), None
+            else:
+                path, top.index = (*top.path, str(top.index)), top.index + 1
+        if isinstance(event, CollectionStartEvent):
+            stack.append(_Frame(path, isinstance(event, MappingStartEvent)))
+    return None
 
 
 def plain_scalar(value: Any) -> Any:

@@ -48,11 +48,19 @@ MIN_NODE_ID = 2
 
 
 def _show(value: object) -> str:
+    if value is None:
+        return "empty"
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, (dict, list)):
         return describe(value)
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _got(value: object) -> str:
+    """`text 'x'` or `a number 3`; just `a list` or `empty` where the value itself says nothing more."""
+    kind = describe(value)
+    return kind if value is None or isinstance(value, (dict, list)) else f"{kind} {_show(value)}"
 
 
 @dataclass
@@ -95,11 +103,11 @@ def _translate(problems: Problems, base: KeyPath, model: type[BaseModel], exc: V
             problems.add(path, f"{_show(value)} is not valid; use {expected}")
         elif kind in ("int_type", "int_from_float", "int_parsing"):
             hint = " (remove the quotes)" if isinstance(value, str) and value.strip().isdigit() else ""
-            problems.add(path, f"must be a whole number, got {describe(value)} {_show(value)}{hint}")
+            problems.add(path, f"must be a whole number, got {_got(value)}{hint}")
         elif kind in ("bool_type", "bool_parsing"):
-            problems.add(path, f"must be true or false, got {describe(value)} {_show(value)}")
+            problems.add(path, f"must be true or false, got {_got(value)}")
         elif kind in ("string_type", "str_type"):
-            problems.add(path, f"must be text, got {describe(value)} {_show(value)}")
+            problems.add(path, f"must be text, got {_got(value)}")
         elif kind.startswith("lj_"):
             shown = f"{_show(value)} " if isinstance(value, str) else ""
             problems.add(path, f"{shown}{err['msg']}")
@@ -110,11 +118,11 @@ def _translate(problems: Problems, base: KeyPath, model: type[BaseModel], exc: V
 def _section(problems: Problems, data: dict[str, Any], key: str, model: type[BaseModel]) -> Any:
     raw = data.get(key)
     if raw is None:
+        if key in data:  # `mgmt_net:` with nothing under it: present, so no "is required" elsewhere
+            problems.add((key,), f"is empty; it needs the keys {', '.join(_model_keys(model))}")
         return None
     if not isinstance(raw, dict):
-        problems.add(
-            (key,), f"must be a mapping of keys ({', '.join(_model_keys(model))}), got {describe(raw)} {_show(raw)}"
-        )
+        problems.add((key,), f"must be a mapping of keys ({', '.join(_model_keys(model))}), got {_got(raw)}")
         return None
     try:
         return model.model_validate(raw)
@@ -183,7 +191,7 @@ def _topology(problems: Problems, data: dict[str, Any]) -> tuple[dict[str, NodeS
         problems.add(("topology",), "is required: a mapping of node name to interface, opmodes and id")
         return {}, False
     if not isinstance(raw, dict):
-        problems.add(("topology",), f"must be a mapping of node names to nodes, got {describe(raw)} {_show(raw)}")
+        problems.add(("topology",), f"must be a mapping of node names to nodes, got {_got(raw)}")
         return {}, False
     if not raw:
         problems.add(("topology",), "is empty; it needs at least a master node")
@@ -200,9 +208,7 @@ def _topology(problems: Problems, data: dict[str, Any]) -> tuple[dict[str, NodeS
             )
             ok = False
         if not isinstance(value, dict):
-            problems.add(
-                path, f"must be a mapping with interface, opmodes and id, got {describe(value)} {_show(value)}"
-            )
+            problems.add(path, f"must be a mapping with interface, opmodes and id, got {_got(value)}")
             ok = False
             continue
         try:
@@ -225,9 +231,12 @@ def _parts(problems: Problems, data: dict[str, Any]) -> Parts:
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             problems.add((key,), f"unknown section{suggest(key, TOP_LEVEL_KEYS[:-1])}")
-    general = _section(problems, data, "general", General) if "general" in data else General()
+    # An empty `general:` is the same as none: every key has a default.
+    general = _section(problems, data, "general", General) if data.get("general") is not None else General()
     mode: str | None = None
-    if general is not None:
+    if ("general", "mode") in problems.bad_keys:
+        mode = None  # the retried section fell back to the default mode; do not check against it
+    elif general is not None:
         mode = general.mode
     else:
         raw_mode = data.get("general", {}).get("mode", "ipv6") if isinstance(data.get("general"), dict) else "ipv6"
@@ -355,6 +364,8 @@ def check_families(p: Parts, problems: Problems) -> None:
                 )
         if p.service is not None and p.service.cidr2 is not None and p.service.cidr2.version == p.service.cidr.version:
             problems.add(("service_net", "cidr2"), "must be of the other family than service_net.cidr")
+        if p.support is not None:
+            problems.add(("support_net",), f"is only used in ipv6 mode, not {p.mode}; remove the section")
         return
     version = 6 if p.mode == "ipv6" else 4
     for key, sec in (*pairs, ("service_net", p.service)):
@@ -534,7 +545,8 @@ def check_general(p: Parts, problems: Problems, *, require_token: bool) -> None:
             )
         elif plan.kubeadm_api_for(version) is None:
             problems.add(
-                ("general", "kubernetes-version"), f"{version!r} is older than the oldest supported Kubernetes, v1.11.0"
+                ("general", "kubernetes-version"),
+                f"{version!r} is not supported; use Kubernetes v1.11.0 or later (1.x)",
             )
     if timeout_seconds(g.kubeadm_timeout) is None:
         problems.add(

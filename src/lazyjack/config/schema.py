@@ -77,8 +77,19 @@ def _ip(value: object) -> IPAddr:
         raise PydanticCustomError("lj_ip", "is not a valid IP address{hint}", {"hint": hint}) from None
 
 
+def _duration(value: object) -> str | int:
+    # One validator instead of `str | int`: a union reports one error per member, at
+    # paths like `kubeadm-timeout.str`.
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise PydanticCustomError(
+            "lj_type", "must be a duration such as '10m' or a number of seconds, got {kind}", {"kind": describe(value)}
+        )
+    return value
+
+
 Cidr = Annotated[IPNet, PlainValidator(_cidr)]
 IP = Annotated[IPAddr, PlainValidator(_ip)]
+Duration = Annotated[str | int, PlainValidator(_duration)]
 
 
 class Section(BaseModel):
@@ -96,7 +107,7 @@ class General(Section):
     kubernetes_version: str | None = Field(None, alias="kubernetes-version")
     insecure: bool = False
     cri_socket: str = Field(DEFAULT_CRI_SOCKET, alias="cri-socket")
-    kubeadm_timeout: str | int = Field(DEFAULT_KUBEADM_TIMEOUT, alias="kubeadm-timeout")
+    kubeadm_timeout: Duration = Field(DEFAULT_KUBEADM_TIMEOUT, alias="kubeadm-timeout")
     dns64_nat64_runtime: Literal["docker", "podman", "native"] = Field("docker", alias="dns64-nat64-runtime")
 
 

@@ -318,7 +318,7 @@ def dump_documents(docs: list[Doc]) -> str:
 
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
-    yaml.sort_base_mapping_type_on_output = False  # type: ignore[attr-defined]
+    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
     stream = io.StringIO()
     yaml.explicit_start = True
     yaml.dump_all(docs, stream)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from lazyjack.config.model import Config
@@ -60,32 +60,75 @@ class Outcome:
         return Outcome(changes=tuple(changes), diff=diff)
 
 
-@dataclass
+_KINDS: dict[str, type[Step]] = {}
+
+
+def step_kind(kind: str) -> type[Step]:
+    """The step class that reverts journal entries of `kind`."""
+    try:
+        return _KINDS[kind]
+    except KeyError:
+        from lazyjack.errors import HostError
+
+        raise HostError(f"the journal names a step kind {kind!r} this lazyjack does not know") from None
+
+
 class Step(ABC):
     """One idempotent unit of host state.
 
     `plan` only reads; `apply` changes the host and returns a record of what it changed
-    (kept in the journal); `revert` undoes exactly that record; `remove` asks for
-    absence without a record (clean of a node prepared by lazyjack 1.x, or one whose
-    journal was lost).
+    (kept in the journal); `revert` undoes exactly a record, needing nothing but the
+    record, so that a journal can be undone even after the config changed; `remove`
+    asks for absence without a record (clean of a node prepared by lazyjack 1.x).
     """
 
-    key: str = field(init=False, default="")
+    kind: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            _KINDS[cls.kind] = cls
 
     @property
     @abstractmethod
     def title(self) -> str:
         """A short readable name: `address fd00:20::2/64 on eth1`."""
 
-    @abstractmethod
-    def plan(self, ctx: Context) -> Outcome: ...
+    @property
+    def key(self) -> str:
+        """Identity in the journal: the same step of a later run has the same key."""
+        return f"{self.kind}:{self.title}"
 
     @abstractmethod
-    def apply(self, ctx: Context) -> Record: ...
+    def plan(self, ctx: Context) -> Outcome:
+        """What apply would change, or why nothing is needed; reads only."""
 
     @abstractmethod
-    def revert(self, ctx: Context, record: Record) -> Outcome: ...
+    def apply(self, ctx: Context) -> Record:
+        """Change the host; return what is needed to undo it."""
+
+    @classmethod
+    @abstractmethod
+    def revert(cls, ctx: Context, record: Record) -> Outcome:
+        """Undo a record; reverting something already undone is a no-op with a reason."""
+
+    @classmethod
+    def merge(cls, old: Record, new: Record) -> Record:
+        """The record to keep when a step already in the journal applies again.
+
+        The first record holds the true original state, so by default it wins.
+        """
+        return old
+
+    @classmethod
+    def describe_revert(cls, record: Record) -> Outcome:
+        """What revert would do, for --dry-run."""
+        return Outcome.change(f"undo {record.get('summary', cls.kind)}")
 
     def remove(self, ctx: Context) -> Outcome:
         """Undo without a journal record; by default there is nothing safe to do."""
-        return Outcome.noop(f"{self.title}: nothing recorded to undo")
+        return Outcome.noop("nothing recorded to undo")
+
+    def plan_remove(self, ctx: Context) -> Outcome:
+        """What remove would do, for --dry-run."""
+        return Outcome.noop("nothing recorded to undo")

@@ -1,0 +1,361 @@
+"""prepare, up, down and clean: the ordered steps for this node's roles, with pre-flight checks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lazyjack.config.model import Config
+from lazyjack.config.plan import IPAddr, NodePlan, Plan, kubeadm_api_for, kubernetes_minor
+from lazyjack.errors import CommandFailed, HostError, LazyjackError, PreflightError
+from lazyjack.host import Host
+from lazyjack.render.cni import CONFLIST_NAME, render_conflist
+from lazyjack.render.etcfiles import hosts_with_nodes, resolv_with_nameserver
+from lazyjack.render.kubeadm import render_kubeadm_config
+from lazyjack.render.kubelet import DROPIN_PATH, render_kubelet_dropin
+from lazyjack.steps.base import Context, Step
+from lazyjack.steps.engine import RunResult, apply_steps, remove_steps, revert_entries
+from lazyjack.steps.files import KubeadmConfigFile, ManagedFile, MarkedEdit
+from lazyjack.steps.journal import Journal
+from lazyjack.steps.kube import (
+    PKI_DIR,
+    KubeadmInit,
+    KubeadmJoin,
+    KubeletRestart,
+    UserKubeconfig,
+    kubeadm_conf_path,
+)
+from lazyjack.steps.network import DeleteLink, LinkMtu, LinkUp, ManagementAddress, Routes, Sysctl
+
+CNI_DIR = "/etc/cni/net.d"
+CNI_BRIDGE = "br0"
+STATE_DIR = "/var/lib/lazyjack"
+LOCK_PATH = f"{STATE_DIR}/lock"
+
+
+@dataclass
+class Preflight:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def forwarding_sysctls(config: Config, node: NodePlan) -> list[Sysctl]:
+    versions = {a.version for a in node.management}
+    steps = []
+    if 4 in versions:
+        steps.append(Sysctl("net.ipv4.ip_forward", "1"))
+    if 6 in versions:
+        steps.append(Sysctl("net.ipv6.conf.all.forwarding", "1"))
+    return steps
+
+
+def prepare_steps(ctx: Context) -> list[Step]:
+    """Steps of `prepare`, in order."""
+    config, plan, node = ctx.config, ctx.plan, ctx.node
+    steps: list[Step] = [LinkUp(node.interface)]
+    steps += [ManagementAddress(node.interface, a) for a in node.management]
+    steps.append(LinkMtu(node.interface, config.mtu))
+    steps += forwarding_sysctls(config, node)
+    if node.is_cluster_node:
+        entries = [(n.name, _primary_ip(config, n)) for n in plan.cluster_nodes()]
+        nameserver = node.nameserver
+        assert nameserver is not None
+        steps.append(MarkedEdit("/etc/hosts", lambda text: hosts_with_nodes(text, entries), "/etc/hosts entries"))
+        steps.append(
+            MarkedEdit(
+                "/etc/resolv.conf", lambda text: resolv_with_nameserver(text, nameserver), "/etc/resolv.conf nameserver"
+            )
+        )
+        dropin = render_kubelet_dropin(dns_ip=plan.dns_service_ip).encode()
+        steps.append(ManagedFile(DROPIN_PATH, dropin, label="kubelet drop-in"))
+        assert ctx.kubeadm_api is not None
+        kubeadm = render_kubeadm_config(config, plan, node_name=node.name, api=ctx.kubeadm_api).encode()
+        steps.append(KubeadmConfigFile(kubeadm_conf_path(ctx), kubeadm, mode=0o600, label="kubeadm config"))
+        support = [r for r in node.routes if r.phase == "prepare" and r.device is not None]
+        if support:
+            steps.append(Routes("the DNS64 prefix and support network", support))
+    return steps
+
+
+def _primary_ip(config: Config, node: NodePlan) -> IPAddr:
+    family = config.service[0].version
+    address = node.management_of(family) or node.management[0]
+    return address.ip
+
+
+def up_steps(ctx: Context) -> list[Step]:
+    """Steps of `up`, in order."""
+    config, node, skip = ctx.config, ctx.node, ctx.skip_phases
+    steps: list[Step] = []
+    if not node.is_cluster_node:
+        return steps
+    if "cni" not in skip:
+        ranges = list(zip(node.pod_subnets, node.pod_gateways, strict=True))
+        conflist = render_conflist(plugin=config.plugin, ranges=ranges, mtu=config.mtu)  # type: ignore[arg-type]
+        steps.append(ManagedFile(f"{CNI_DIR}/{CONFLIST_NAME}", conflist.encode(), label="CNI config"))
+    if "routes" not in skip:
+        steps.append(Routes("other nodes' pod subnets", [r for r in node.routes if r.phase == "up"]))
+    if "kubelet" not in skip:
+        steps.append(KubeletRestart())
+    if node.is_master:
+        certs = f"{ctx.work_area.rstrip('/')}/certs"
+        for name, mode in (("ca.crt", 0o644), ("ca.key", 0o600)):
+            data = ctx.host.files.read_bytes(f"{certs}/{name}")
+            if data is not None:
+                steps.append(ManagedFile(f"{PKI_DIR}/{name}", data, mode=mode, label=f"CA file {name}"))
+    if "kubeadm" not in skip:
+        steps.append(KubeadmInit() if node.is_master else KubeadmJoin())
+        if node.is_master and ctx.invoking_user:
+            steps.append(UserKubeconfig(ctx.invoking_user))
+    return steps
+
+
+def down_extra_steps(ctx: Context) -> list[Step]:
+    """Things down removes that no step of up created: the CNI bridge."""
+    if ctx.config.plugin == "bridge" and ctx.node.is_cluster_node:
+        return [DeleteLink(CNI_BRIDGE)]
+    return []
+
+
+# --- pre-flight ------------------------------------------------------------------------
+
+
+def preflight(ctx: Context, command: str, steps: list[Step]) -> Preflight:
+    """Checks before any change: errors stop the command, warnings name the fix."""
+    result = Preflight()
+    net, node = ctx.host.net, ctx.node
+    if not net.link_exists(node.interface):
+        names = ", ".join(n for n in net.link_names() if n != "lo")
+        result.errors.append(
+            f"interface {node.interface!r} (topology.{node.name}.interface) does not exist on this host; "
+            f"it has: {names or 'no interfaces'}"
+        )
+        return result
+    if command == "prepare":
+        if _swap_on(ctx):
+            result.warnings.append("swap is on; kubelet refuses to start with swap: run `swapoff -a` and remove it from /etc/fstab")
+        if node.is_cluster_node:
+            for program in ("kubeadm", "kubelet"):
+                if ctx.host.proc.which(program) is None:
+                    result.warnings.append(f"{program} is not installed; install it before `lazyjack up`")
+        if _forward_policy_drop(ctx):
+            result.warnings.append(
+                "the iptables FORWARD policy is DROP (docker sets it), which breaks pod-to-pod traffic; "
+                "run `iptables -P FORWARD ACCEPT`"
+            )
+        for version in sorted({a.version for a in node.management}):
+            if net.default_route_dev(version) == node.interface:
+                result.warnings.append(
+                    f"{node.interface} holds the default IPv{version} route; lazyjack changes its addresses and MTU, "
+                    "so use a management interface you do not reach this host through"
+                )
+    if command == "up" and node.is_cluster_node:
+        programs = [p for p in ("kubelet", "kubeadm") if p not in ctx.skip_phases]
+        for program in programs:
+            needed = "systemctl" if program == "kubelet" else "kubeadm"
+            if ctx.host.proc.which(needed) is None:
+                result.errors.append(f"{needed} is not installed (needed for the {program} phase); install it, "
+                                     f"or skip the phase with --skip-phases {program}")
+        if not ctx.host.files.exists(kubeadm_conf_path(ctx)) and "kubeadm" not in ctx.skip_phases:
+            result.errors.append(f"{ctx.real_path(kubeadm_conf_path(ctx))} does not exist; run `lazyjack prepare` first")
+    for step in steps:
+        try:
+            step.plan(ctx)
+        except (LazyjackError, OSError) as exc:
+            result.errors.append(f"{step.title}: {exc}")
+    return result
+
+
+def _swap_on(ctx: Context) -> bool:
+    try:
+        lines = Path("/proc/swaps").read_text().splitlines()
+    except OSError:
+        return False
+    return len(lines) > 1
+
+
+def _forward_policy_drop(ctx: Context) -> bool:
+    if ctx.host.proc.which("iptables") is None:
+        return False
+    try:
+        out = ctx.host.proc.run(["iptables", "-S", "FORWARD"], timeout=10).stdout
+    except CommandFailed:
+        return False
+    return "-P FORWARD DROP" in out.splitlines()
+
+
+# --- kubeadm API version --------------------------------------------------------------
+
+
+def choose_kubeadm_api(ctx_host: Host, config: Config, report: Callable[[str], None]) -> str:
+    """From `kubeadm version -o short` when kubeadm is here, else from kubernetes-version; says which."""
+    wanted = config.general.kubernetes_version
+    if ctx_host.proc.which("kubeadm") is not None:
+        installed = ctx_host.proc.run(["kubeadm", "version", "-o", "short"], timeout=30).stdout.strip()
+        api = kubeadm_api_for(installed)
+        if api is None:
+            raise HostError(f"kubeadm reports version {installed!r}; lazyjack supports Kubernetes v1.11 and newer")
+        if wanted and wanted != "latest" and kubernetes_minor(wanted) != kubernetes_minor(installed):
+            raise PreflightError(
+                f"general.kubernetes-version is {wanted} but kubeadm is {installed}; their major.minor must match "
+                "(set it to 'latest' or to the kubeadm version)"
+            )
+        report(f"kubeadm config API {api} (from kubeadm {installed})")
+        return api
+    if wanted:
+        api = kubeadm_api_for(wanted)
+        assert api is not None  # validated
+        report(f"kubeadm config API {api} (from general.kubernetes-version {wanted}; kubeadm is not installed)")
+        return api
+    raise PreflightError(
+        "cannot choose a kubeadm config API version: kubeadm is not installed and general.kubernetes-version "
+        "is not set; install kubeadm or set kubernetes-version"
+    )
+
+
+# --- running a command ---------------------------------------------------------------
+
+
+@contextmanager
+def node_lock(host: Host) -> Iterator[None]:
+    """One lazyjack at a time on a node: a second one refuses, naming the holder.
+
+    The lock file exists only while a command runs; the state directory goes too once
+    it is empty (after clean), so that a cleaned node keeps nothing of lazyjack.
+    """
+    import fcntl
+
+    host.files.makedirs(STATE_DIR, mode=0o700)
+    path = host.files.resolve(LOCK_PATH)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise HostError(
+                f"another lazyjack (pid {holder}) is acting on this node (lock {path}); wait for it to finish"
+            ) from None
+        # The holder before us may have removed the file after we opened it: lock the file that is there now.
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.unlink(path)
+        os.close(fd)
+        state = host.files.resolve(STATE_DIR)
+        try:
+            if not any(state.iterdir()):
+                state.rmdir()
+        except OSError:
+            pass
+
+
+@dataclass
+class NodeRun:
+    """Options of an acting command."""
+
+    command: str
+    dry_run: bool = False
+    rollback: bool = True
+    skip_phases: frozenset[str] = frozenset()
+
+
+def run_node_command(host: Host, config: Config, plan: Plan, node_name: str, opts: NodeRun, *,
+                     root: Path, report: Callable[[str], None]) -> RunResult:
+    """Run prepare, up, down or clean for `node_name` on `host`."""
+    node = plan.nodes[node_name]
+    invoking = os.environ.get("SUDO_USER") if os.geteuid() == 0 else None
+    ctx = Context(host=host, config=config, plan=plan, node=node, root=root, report=report,
+                  skip_phases=opts.skip_phases, invoking_user=invoking if invoking != "root" else None)
+    roles = " ".join(node.roles)
+    report(f"lazyjack {opts.command} on {node.name} ({roles}){' (dry run: nothing changes)' if opts.dry_run else ''}")
+    if opts.command == "prepare" and node.is_cluster_node:
+        ctx.kubeadm_api = choose_kubeadm_api(host, config, report)
+    with _maybe_lock(host, opts.dry_run):
+        journal = Journal.load(host.files, host=node.name)
+        if opts.command in ("prepare", "up"):
+            steps = prepare_steps(ctx) if opts.command == "prepare" else up_steps(ctx)
+            check = preflight(ctx, opts.command, steps)
+            for warning in check.warnings:
+                report(f"  ! warning: {warning}")
+            if check.errors:
+                raise PreflightError(
+                    f"{opts.command} stopped before changing anything:\n" + "\n".join(f"  - {e}" for e in check.errors)
+                )
+            result = apply_steps(ctx, steps, command=opts.command, journal=journal, dry_run=opts.dry_run,
+                                 rollback=opts.rollback)
+        elif opts.command == "down":
+            result = _down(ctx, journal, opts)
+        else:
+            result = _clean(ctx, journal, opts)
+    if not result.changed and not result.errors:
+        report(f"nothing to change: {node.name} is already {_state(opts.command)}")
+    if result.errors:
+        raise HostError(f"{opts.command} finished with {len(result.errors)} error(s):\n"
+                        + "\n".join(f"  - {e}" for e in result.errors))
+    return result
+
+
+def _state(command: str) -> str:
+    return {"prepare": "prepared", "up": "up", "down": "down", "clean": "clean"}[command]
+
+
+@contextmanager
+def _maybe_lock(host: Host, dry_run: bool) -> Iterator[None]:
+    if dry_run:
+        yield
+        return
+    with node_lock(host):
+        yield
+
+
+def _down(ctx: Context, journal: Journal, opts: NodeRun) -> RunResult:
+    entries = journal.of("up")
+    if "kubeadm" in ctx.skip_phases:
+        entries = [e for e in entries if e.kind not in ("kubeadm-init", "kubeadm-join")]
+    if entries:
+        result = revert_entries(ctx, entries, journal=journal, dry_run=opts.dry_run)
+    else:
+        ctx.report("  (no journal of `up`: undoing from the configuration)")
+        result = remove_steps(ctx, up_steps(ctx), dry_run=opts.dry_run)
+    extra = apply_steps(ctx, down_extra_steps(ctx), command="down", journal=journal, dry_run=opts.dry_run)
+    # The CNI bridge is not ours to restore: forget it from the journal right away.
+    for entry in journal.of("down"):
+        journal.drop(entry)
+    result.changed += extra.changed
+    result.unchanged += extra.unchanged
+    return result
+
+
+def _clean(ctx: Context, journal: Journal, opts: NodeRun) -> RunResult:
+    leftover_up = journal.of("up")
+    if leftover_up:
+        ctx.report("  (`up` was not undone: undoing it first, as `lazyjack down` would)")
+    entries = journal.of("prepare")
+    result = RunResult()
+    if leftover_up:
+        result = revert_entries(ctx, leftover_up, journal=journal, dry_run=opts.dry_run)
+    if entries:
+        more = revert_entries(ctx, entries, journal=journal, dry_run=opts.dry_run)
+    else:
+        ctx.report("  (no journal of `prepare`: undoing from the configuration and the 1.x markers)")
+        if ctx.node.is_cluster_node and ctx.kubeadm_api is None:
+            ctx.kubeadm_api = "v1beta4"  # only the file's path matters when removing it
+        more = remove_steps(ctx, prepare_steps(ctx), dry_run=opts.dry_run)
+    result.changed += more.changed
+    result.unchanged += more.unchanged
+    result.errors += more.errors
+    return result

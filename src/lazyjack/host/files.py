@@ -1,0 +1,261 @@
+"""Files of the host, under a root directory (`--root`), written atomically.
+
+Every path argument is an absolute host path such as "/etc/hosts". It is looked up under
+`root` the way a chroot would: symbolic links are followed inside the root, an absolute link
+target starts again at the root, and nothing can lead outside it (that is a HostError). With
+root "/" this is the real filesystem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat as stat_module
+import tempfile
+from pathlib import Path, PurePath, PurePosixPath
+
+from lazyjack.errors import FileOperationFailed, HostError
+
+HostPath = str | PurePath
+
+DEFAULT_FILE_MODE = 0o644
+DEFAULT_DIR_MODE = 0o755
+# As the kernel's limit on symbolic links followed during one lookup.
+MAX_SYMLINKS = 40
+
+
+class Files:
+    """Reads and changes files under `root`; see the module docstring for path lookup."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.path.realpath(root))
+
+    # Paths -------------------------------------------------------------------------------
+
+    def resolve(self, path: HostPath, *, follow: bool = True) -> Path:
+        """The real path under root for a host path, symbolic links followed inside the root.
+
+        With follow=False a final symbolic link is not followed (to act on the link itself).
+        Components that do not exist yet are taken as they are.
+        """
+        host = PurePosixPath(path)
+        if not host.is_absolute():
+            raise HostError(f"path {str(path)!r} must be absolute (a path on the host, like /etc/hosts)")
+        todo = list(reversed(host.parts[1:]))
+        done: list[str] = []
+        links = 0
+        while todo:
+            part = todo.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not done:
+                    raise HostError(f"path {path} leads outside the root {self.root}")
+                done.pop()
+                continue
+            real = self.root.joinpath(*done, part)
+            if (todo or follow) and real.is_symlink():
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise FileOperationFailed("resolve", str(path), errno.ELOOP, root=str(self.root))
+                target = PurePosixPath(os.readlink(real))
+                if target.is_absolute():
+                    done = []
+                    todo.extend(reversed(target.parts[1:]))
+                else:
+                    todo.extend(reversed(target.parts))
+                continue
+            done.append(part)
+        return self.root.joinpath(*done)
+
+    def _fail(self, operation: str, path: HostPath, err: OSError) -> FileOperationFailed:
+        return FileOperationFailed(operation, str(path), err.errno or errno.EIO, root=str(self.root))
+
+    # Reading -----------------------------------------------------------------------------
+
+    def read_bytes(self, path: HostPath) -> bytes | None:
+        """The file's contents, or None when it does not exist."""
+        try:
+            return self.resolve(path).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise self._fail("read", path, e) from e
+
+    def read_text(self, path: HostPath, *, encoding: str = "utf-8") -> str | None:
+        data = self.read_bytes(path)
+        if data is None:
+            return None
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError as e:
+            raise HostError(f"{path} is not {encoding} text: {e}") from e
+
+    def exists(self, path: HostPath) -> bool:
+        """True when the path exists; a dangling symbolic link does not."""
+        return self.resolve(path).exists()
+
+    def is_symlink(self, path: HostPath) -> bool:
+        return self.resolve(path, follow=False).is_symlink()
+
+    def listdir(self, path: HostPath) -> list[str]:
+        """Names in the directory, sorted; FileOperationFailed when it is missing."""
+        try:
+            return sorted(os.listdir(self.resolve(path)))
+        except OSError as e:
+            raise self._fail("list", path, e) from e
+
+    def stat(self, path: HostPath) -> os.stat_result | None:
+        """stat of the file (links followed), or None when it does not exist."""
+        try:
+            return self.resolve(path).stat()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise self._fail("stat", path, e) from e
+
+    # Changing ----------------------------------------------------------------------------
+
+    def makedirs(self, path: HostPath, mode: int = DEFAULT_DIR_MODE) -> None:
+        """Create the directory and missing parents with exactly `mode` (umask not applied)."""
+        real = self.resolve(path)
+        missing: list[Path] = []
+        probe = real
+        while not probe.exists() and probe != self.root:
+            missing.append(probe)
+            probe = probe.parent
+        try:
+            for directory in reversed(missing):
+                directory.mkdir(mode)
+                # mkdir applies the umask; the caller asked for this mode.
+                os.chmod(directory, mode)
+        except OSError as e:
+            raise self._fail("create directory", path, e) from e
+        if not real.is_dir():
+            raise self._fail("create directory", path, NotADirectoryError(errno.ENOTDIR, ""))
+
+    def write_atomic(self, path: HostPath, data: bytes, *, mode: int | None = None) -> None:
+        """Replace the file's contents all at once: temp file in the same directory, fsync, rename.
+
+        An existing file keeps its owner, group and mode (`mode` is then ignored: chmod to
+        change it); a new file gets `mode` or 0o644, and missing directories 0o755. A
+        symbolic link is followed: its target is replaced and the link stays.
+        """
+        self._write(path, data, mode=mode, force_mode=False)
+
+    def _write(self, path: HostPath, data: bytes, *, mode: int | None, force_mode: bool) -> None:
+        real = self.resolve(path)
+        try:
+            old = real.stat()
+        except FileNotFoundError:
+            old = None
+        except OSError as e:
+            raise self._fail("write", path, e) from e
+        if old is not None and not stat_module.S_ISREG(old.st_mode):
+            raise self._fail("write", path, IsADirectoryError(errno.EISDIR, ""))
+        if force_mode and mode is not None:
+            new_mode = mode
+        elif old is not None:
+            new_mode = stat_module.S_IMODE(old.st_mode)
+        else:
+            new_mode = DEFAULT_FILE_MODE if mode is None else mode
+        self.makedirs(PurePosixPath(path).parent)
+        directory = self.resolve(PurePosixPath(path).parent)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{real.name}.", suffix=".tmp")
+        except OSError as e:
+            raise self._fail("write", path, e) from e
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fchmod(fd, new_mode)
+                if old is not None:
+                    os.fchown(fd, old.st_uid, old.st_gid)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, real)
+        except OSError as e:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise self._fail("write", path, e) from e
+        self._sync_dir(directory)
+
+    @staticmethod
+    def _sync_dir(directory: Path) -> None:
+        # Makes the rename itself durable; some filesystems refuse fsync on a directory.
+        try:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def remove(self, path: HostPath) -> bool:
+        """Remove the file (a symbolic link itself, not its target); False when absent."""
+        real = self.resolve(path, follow=False)
+        try:
+            real.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise self._fail("remove", path, e) from e
+        return True
+
+    def rmdir(self, path: HostPath) -> bool:
+        """Remove an empty directory; False when absent, ENOTEMPTY when something is in it."""
+        try:
+            self.resolve(path, follow=False).rmdir()
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            raise self._fail("remove directory", path, e) from e
+        return True
+
+    def chmod(self, path: HostPath, mode: int) -> None:
+        try:
+            os.chmod(self.resolve(path), mode)
+        except OSError as e:
+            raise self._fail("chmod", path, e) from e
+
+    def chown(self, path: HostPath, uid: int, gid: int) -> None:
+        try:
+            os.chown(self.resolve(path), uid, gid)
+        except OSError as e:
+            raise self._fail("chown", path, e) from e
+
+    def copy(self, src: HostPath, dst: HostPath, *, mode: int | None = None) -> None:
+        """Copy src's contents to dst atomically; dst gets `mode`, else src's mode.
+
+        An existing dst keeps its owner; a new one belongs to whoever runs lazyjack.
+        """
+        data = self.read_bytes(src)
+        info = self.stat(src)
+        if data is None or info is None:
+            raise self._fail("copy", src, FileNotFoundError(errno.ENOENT, ""))
+        new_mode = stat_module.S_IMODE(info.st_mode) if mode is None else mode
+        self._write(dst, data, mode=new_mode, force_mode=True)
+
+    def backup(self, path: HostPath, suffix: str = ".bak") -> bool:
+        """Copy the file to path+suffix once, keeping its mode and owner.
+
+        False when there is nothing to back up (no file) or a backup is already there: a
+        second run must not replace the original with an edited copy.
+        """
+        if "/" in suffix or not suffix:
+            raise ValueError(f"backup suffix {suffix!r} must be a non-empty file name ending")
+        host = PurePosixPath(path)
+        target = host.with_name(host.name + suffix)
+        info = self.stat(path)
+        if info is None or self.exists(target) or self.is_symlink(target):
+            return False
+        self.copy(path, target)
+        self.chown(target, info.st_uid, info.st_gid)
+        return True

@@ -1,0 +1,129 @@
+"""Running steps: plan, apply in order, journal each change, roll back this run's changes on failure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from lazyjack.errors import HostError, LazyjackError
+from lazyjack.steps.base import Context, Outcome, Step, step_kind
+from lazyjack.steps.journal import Entry, Journal
+
+DONE, SAME, WOULD, FAILED, UNDONE = "✓", "·", "~", "✗", "↺"
+
+
+class StepFailed(HostError):
+    """A step failed while acting; says which, why, and what was rolled back."""
+
+
+@dataclass
+class RunResult:
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _line(mark: str, title: str, text: str) -> str:
+    return f"  {mark} {title}: {text}" if text else f"  {mark} {title}"
+
+
+def apply_steps(
+    ctx: Context,
+    steps: Sequence[Step],
+    *,
+    command: str,
+    journal: Journal,
+    dry_run: bool = False,
+    rollback: bool = True,
+) -> RunResult:
+    """Bring the host to the state the steps describe; on failure undo this run's changes."""
+    result = RunResult()
+    applied: list[tuple[Step, dict[str, object]]] = []
+    for step in steps:
+        try:
+            outcome = step.plan(ctx)
+            if not outcome.needed:
+                ctx.report(_line(SAME, step.title, outcome.reason))
+                result.unchanged.append(step.title)
+                continue
+            if dry_run:
+                ctx.report(_line(WOULD, step.title, "; ".join(outcome.changes)))
+                if outcome.diff:
+                    ctx.report("\n".join("      " + line for line in outcome.diff.rstrip("\n").splitlines()))
+                result.changed.append(step.title)
+                continue
+            record = step.apply(ctx)
+        except (LazyjackError, OSError) as exc:
+            ctx.report(_line(FAILED, step.title, str(exc)))
+            undone = _rollback(ctx, applied, command=command, journal=journal) if rollback else []
+            if rollback:
+                tail = f"; rolled back {len(undone)} change(s) of this run" if undone else "; nothing to roll back"
+            else:
+                tail = f"; kept {len(applied)} change(s) of this run (--no-rollback); `lazyjack clean` undoes them"
+            raise StepFailed(f"{command} failed at {step.title}: {exc}{tail}") from exc
+        journal.add(command=command, key=step.key, kind=step.kind, title=step.title, record=record, merge=step.merge)
+        applied.append((step, record))
+        ctx.report(_line(DONE, step.title, "; ".join(outcome.changes)))
+        result.changed.append(step.title)
+    return result
+
+
+def _rollback(ctx: Context, applied: list[tuple[Step, dict[str, object]]], *, command: str, journal: Journal) -> list[str]:
+    undone: list[str] = []
+    for step, record in reversed(applied):
+        try:
+            outcome = step.revert(ctx, record)
+        except (LazyjackError, OSError) as exc:
+            ctx.report(_line(FAILED, step.title, f"rollback failed: {exc}"))
+            continue
+        entry = journal.find(command, step.key)
+        if entry is not None:
+            journal.drop(entry)
+        ctx.report(_line(UNDONE, step.title, "; ".join(outcome.changes) or outcome.reason))
+        undone.append(step.title)
+    return undone
+
+
+def revert_entries(ctx: Context, entries: Sequence[Entry], *, journal: Journal, dry_run: bool = False) -> RunResult:
+    """Undo journal entries, newest first; keep going past failures and report them all."""
+    result = RunResult()
+    for entry in reversed(entries):
+        cls = step_kind(entry.kind)
+        try:
+            if dry_run:
+                outcome = cls.describe_revert(entry.record)
+                ctx.report(_line(WOULD, entry.title, "; ".join(outcome.changes) or outcome.reason))
+                result.changed.append(entry.title)
+                continue
+            outcome = cls.revert(ctx, entry.record)
+        except (LazyjackError, OSError) as exc:
+            ctx.report(_line(FAILED, entry.title, str(exc)))
+            result.errors.append(f"{entry.title}: {exc}")
+            continue
+        journal.drop(entry)
+        if outcome.needed:
+            ctx.report(_line(UNDONE, entry.title, "; ".join(outcome.changes)))
+            result.changed.append(entry.title)
+        else:
+            ctx.report(_line(SAME, entry.title, outcome.reason))
+            result.unchanged.append(entry.title)
+    return result
+
+
+def remove_steps(ctx: Context, steps: Sequence[Step], *, dry_run: bool = False) -> RunResult:
+    """Ask each step for absence, newest first, without a journal (a node prepared by lazyjack 1.x)."""
+    result = RunResult()
+    for step in reversed(steps):
+        try:
+            outcome = step.plan_remove(ctx) if dry_run else step.remove(ctx)
+        except (LazyjackError, OSError) as exc:
+            ctx.report(_line(FAILED, step.title, str(exc)))
+            result.errors.append(f"{step.title}: {exc}")
+            continue
+        mark = (WOULD if dry_run else UNDONE) if outcome.needed else SAME
+        ctx.report(_line(mark, step.title, "; ".join(outcome.changes) or outcome.reason))
+        (result.changed if outcome.needed else result.unchanged).append(step.title)
+    return result
+
+
+__all__ = ["Outcome", "RunResult", "StepFailed", "apply_steps", "remove_steps", "revert_entries"]
