@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import select
 import sys
 import time
 from pathlib import Path
@@ -128,13 +129,20 @@ def test_a_timeout_ends_the_whole_process_group(bin_dir: Path, tmp_path: Path) -
 
 
 def _alive(pid: int) -> bool:
+    """Whether the process is still running a few seconds from now.
+
+    A killed process closes its files (so run() returns) a moment before it has exited:
+    wait for the exit itself, which a pidfd reports, rather than look once.
+    """
     try:
-        os.kill(pid, 0)
+        fd = os.pidfd_open(pid)
     except ProcessLookupError:
         return False
-    # A zombie (killed, not yet reaped by init) counts as gone.
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(") ")[1][0] != "Z"
+    try:
+        readable, _, _ = select.select([fd], [], [], 5.0)
+    finally:
+        os.close(fd)
+    return not readable
 
 
 def test_progress_is_reported_while_the_program_runs(bin_dir: Path) -> None:

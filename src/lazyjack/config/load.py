@@ -17,6 +17,7 @@ from lazyjack.errors import ConfigError, Problem
 MAX_BYTES = 4 * 1024 * 1024
 #: Values a document may expand to once aliases are followed; a real config has a few hundred.
 MAX_VALUES = 100_000
+MAX_FLOW_DEPTH = 64
 
 KeyPath = tuple[str, ...]
 
@@ -78,6 +79,9 @@ def parse_config(raw: bytes, *, name: str = "<config>") -> Source:
     from ruamel.yaml.constructor import DuplicateKeyError
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    depth = _flow_depth(text)
+    if depth > MAX_FLOW_DEPTH:
+        raise _fail(name, f"YAML nesting is too deep ([ and {{ {depth} levels; at most {MAX_FLOW_DEPTH})")
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
@@ -113,6 +117,18 @@ def parse_config(raw: bytes, *, name: str = "<config>") -> Source:
     except RecursionError:
         raise _fail(name, "YAML nesting is too deep (a recursive alias?)") from None
     return Source(path=name, data=data, lines=lines, document=document)
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of YAML flow brackets; ruamel's parser slows sharply on deep nesting."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 class _TooBig(Exception):

@@ -59,11 +59,13 @@ def management_address(cidr: IPNet, node_id: int) -> IPIface:
     (`10.192.0.0/16`, 2 -> `10.192.0.2/16`).
     """
     if isinstance(cidr, IPv6Network):
+        if node_id > 0xFFFF:
+            raise PlanError(f"ID {node_id} does not fit the last group of an IPv6 address (at most 65535)")
         if node_id >= cidr.num_addresses:
             raise PlanError(f"ID {node_id} does not fit in the host part of {cidr}")
         return IPv6Interface((cidr.network_address + node_id, cidr.prefixlen))
     if node_id > 255:
-        raise PlanError(f"ID {node_id} does not fit the last octet of an IPv4 address (2-254)")
+        raise PlanError(f"ID {node_id} does not fit the last octet of an IPv4 address (2-255)")
     address = IPv4Address((int(cidr.network_address) & ~0xFF) | node_id)
     if address not in cidr:
         raise PlanError(f"ID {node_id} gives {address}, which is outside {cidr}")

@@ -95,7 +95,7 @@ Duration = Annotated[str | int, PlainValidator(_duration)]
 class Section(BaseModel):
     """A mapping in the file: unknown keys are errors, no type coercion ("2" is not 2)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False, frozen=True)
 
 
 class General(Section):
