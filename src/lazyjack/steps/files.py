@@ -72,9 +72,15 @@ class ManagedFile(Step):
         files = ctx.host.files
         original = files.read_bytes(self.path)
         created_dirs = _missing_dirs(ctx, self.path)
-        for directory in created_dirs:
-            files.makedirs(directory, mode=0o755)
-        files.write_atomic(self.path, self.content, mode=self.mode)
+        try:
+            for directory in created_dirs:
+                files.makedirs(directory, mode=0o755)
+            files.write_atomic(self.path, self.content, mode=self.mode)
+        except BaseException:
+            for directory in reversed(created_dirs):
+                if files.exists(directory) and not files.listdir(directory):
+                    files.rmdir(directory)
+            raise
         return {
             "path": self.path,
             "original": _b64(original),
@@ -167,7 +173,15 @@ class MarkedEdit(Step):
         backup_before = files.read_bytes(backup)
         if existed:
             files.write_atomic(backup, current)
-        files.write_atomic(self.path, new)
+        try:
+            files.write_atomic(self.path, new)
+        except BaseException:
+            # Leave nothing half-done: the journal has no record of this step to undo it.
+            if existed and backup_before is None:
+                files.remove(backup)
+            elif existed and backup_before is not None:
+                files.write_atomic(backup, backup_before)
+            raise
         return {
             "path": self.path,
             "existed": existed,
@@ -250,7 +264,14 @@ class KubeadmConfigFile(ManagedFile):
         backup_before = ctx.host.files.read_bytes(self.path + ".bak")
         if current is not None:
             ctx.host.files.write_atomic(self.path + ".bak", current, mode=self.mode)
-        record = super().apply(ctx)
+        try:
+            record = super().apply(ctx)
+        except BaseException:
+            if current is not None and backup_before is None:
+                ctx.host.files.remove(self.path + ".bak")
+            elif backup_before is not None:
+                ctx.host.files.write_atomic(self.path + ".bak", backup_before)
+            raise
         record["backup"] = self.path + ".bak" if current is not None else None
         record["backup_original"] = _b64(backup_before)
         return record
