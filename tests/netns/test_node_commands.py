@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cluster import EXAMPLES, Cluster, make_cluster
+
 from kubeadm_schema import check_stream
 
 MODES = {

@@ -32,6 +32,8 @@ NODE_SUBNET_BITS = 8
 #: Index of the cluster DNS service address inside the service network.
 DNS_SERVICE_INDEX = 10
 RFC6052_LENGTHS = (32, 40, 48, 56, 64, 96)
+#: Byte 8 of an RFC 6052 address (bits 64-71), reserved and zero.
+U_OCTET = 8
 
 #: Kubernetes minor version -> the newest kubeadm config API it accepts.
 _API_BY_MINOR: tuple[tuple[int, str], ...] = (
@@ -109,20 +111,19 @@ def support_gateway(support_cidr: IPNet) -> IPAddr:
 def embed_ipv4(prefix: IPv6Network, v4: IPv4Address) -> IPv6Address:
     """The IPv6 address that stands for `v4` inside a DNS64/NAT64 prefix (RFC 6052 section 2.2).
 
-    Bits 64-71 (the "u" octet) stay zero, so the IPv4 bytes skip over them for prefix
-    lengths 40 to 56.
+    The IPv4 octets follow the prefix, skipping byte 8 (the reserved "u" octet, bits
+    64-71), so for prefix lengths 40 to 56 they straddle it; the suffix stays zero.
     """
     if prefix.prefixlen not in RFC6052_LENGTHS:
-        raise PlanError(f"prefix length /{prefix.prefixlen} is not one of {RFC6052_LENGTHS} (RFC 6052)")
-    octets = bytearray(prefix.network_address.packed)
-    start = prefix.prefixlen // 8
-    position = start
-    for byte in v4.packed:
-        if position == 8:  # the "u" octet
-            position += 1
-        octets[position] = byte
-        position += 1
-    return IPv6Address(bytes(octets))
+        allowed = ", ".join(f"/{n}" for n in RFC6052_LENGTHS)
+        raise PlanError(f"prefix {prefix} has length /{prefix.prefixlen}; RFC 6052 allows {allowed}")
+    packed = bytearray(prefix.network_address.packed)
+    if packed[U_OCTET] != 0:  # only a /96 covers the u octet, so only a /96 can set it
+        raise PlanError(f"prefix {prefix} sets bits 64-71, which RFC 6052 reserves and requires to be zero")
+    slots = [i for i in range(prefix.prefixlen // 8, 16) if i != U_OCTET][:4]
+    for slot, octet in zip(slots, v4.packed, strict=True):
+        packed[slot] = octet
+    return IPv6Address(bytes(packed))
 
 
 def kubeadm_api_for(kubernetes_version: str) -> str | None:

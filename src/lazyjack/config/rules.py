@@ -474,6 +474,12 @@ def check_support(p: Parts, problems: Problems) -> None:
                 f"{str(prefix)!r}: a DNS64 prefix length must be one of "
                 f"{', '.join(f'/{n}' for n in plan.RFC6052_LENGTHS)} (RFC 6052)",
             )
+        elif prefix.version == 6 and prefix.network_address.packed[plan.U_OCTET] != 0:
+            problems.add(
+                ("dns64", "cidr"),
+                f"{str(prefix)!r} sets bits 64-71, which RFC 6052 reserves; they must be zero "
+                "(e.g. fd00:10:64:ff9b::/96)",
+            )
     if support is None:
         return
     v6, v4 = support.cidr, support.v4cidr

@@ -1,38 +1,12 @@
-"""bind9 named.conf for the DNS64 resolver, and RFC 6052 embedding of IPv4 addresses in a prefix."""
+"""bind9 named.conf for the DNS64 resolver."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
-# RFC 6052 section 2.2 allows only these prefix lengths; bind9 and tayga enforce the same list.
-NAT64_PREFIX_LENGTHS = (32, 40, 48, 56, 64, 96)
-
-# Byte 8 (bits 64-71) is the "u" octet, which RFC 6052 reserves and requires to be zero.
-_U_OCTET = 8
-
-
-def embed_ipv4(prefix: IPv6Network, v4: IPv4Address) -> IPv6Address:
-    """Return the IPv6 address that stands for ``v4`` inside the NAT64 ``prefix`` (RFC 6052 2.2).
-
-    The IPv4 octets follow the prefix, skipping the "u" octet; the suffix is zero.
-    """
-    if prefix.prefixlen not in NAT64_PREFIX_LENGTHS:
-        allowed = ", ".join(f"/{n}" for n in NAT64_PREFIX_LENGTHS)
-        raise ValueError(
-            f"NAT64 prefix {prefix} has length /{prefix.prefixlen}; RFC 6052 allows {allowed}"
-        )
-    packed = bytearray(prefix.network_address.packed)
-    # Only a /96 covers the u octet, so only a /96 can carry a non-zero one.
-    if packed[_U_OCTET] != 0:
-        raise ValueError(
-            f"NAT64 prefix {prefix} sets bits 64-71, which RFC 6052 reserves and requires to be"
-            " zero"
-        )
-    slots = [i for i in range(prefix.prefixlen // 8, 16) if i != _U_OCTET][:4]
-    for slot, octet in zip(slots, v4.packed, strict=True):
-        packed[slot] = octet
-    return IPv6Address(bytes(packed))
+from lazyjack.config.plan import RFC6052_LENGTHS as NAT64_PREFIX_LENGTHS
+from lazyjack.config.plan import embed_ipv4
 
 
 def render_named_conf(
@@ -104,3 +78,6 @@ def _quoted(field: str, value: str) -> str:
             " contain no quote, backslash or line break"
         )
     return f'"{value}"'
+
+
+__all__ = ["NAT64_PREFIX_LENGTHS", "embed_ipv4", "render_named_conf"]
