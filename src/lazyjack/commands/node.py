@@ -135,6 +135,12 @@ def preflight(ctx: Context, command: str, steps: list[Step]) -> Preflight:
         )
         return result
     if command == "prepare":
+        from lazyjack.commands.init import check_work_area
+
+        try:
+            check_work_area(ctx.host.files, ctx.work_area.rstrip("/"))
+        except PreflightError as exc:
+            result.errors.append(str(exc))
         if _swap_on(ctx):
             result.warnings.append("swap is on; kubelet refuses to start with swap: run `swapoff -a` and remove it from /etc/fstab")
         if node.is_cluster_node:
