@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -18,6 +20,8 @@ from lazyjack.commands import UP_PHASES
 from lazyjack.errors import ConfigError, LazyjackError, Problem, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
 COMMANDS = ("init", "prepare", "up", "down", "clean", "version", "validate")
 ACTING = ("init", "prepare", "up", "down", "clean")
 EXAMPLES_DIR = Path(__file__).parent / "examples"
@@ -36,6 +40,16 @@ class _ParserExit(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(status)
         self.status = status
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived. Raised like Ctrl-C's KeyboardInterrupt, so that a run unwinds the same way:
+    the running program is stopped, this run's changes are rolled back and the lock is released.
+    """
+
+
+def _on_sigterm(signum: int, frame: object) -> NoReturn:
+    raise Terminated
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="lazyjack",
         description="Prepare bare-metal hosts for a kubeadm cluster (IPv6, IPv4, dual-stack) and undo it.",
-        epilog="Exit codes: 0 done, 1 failure while acting, 2 usage or configuration error.",
+        epilog="Exit codes: 0 done, 1 failure while acting, 2 usage or configuration error, "
+        "130/143 interrupted by SIGINT/SIGTERM (this run's changes rolled back).",
     )
     _common(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="{" + "|".join(COMMANDS) + "}", parser_class=_Parser)
@@ -220,6 +235,18 @@ def _missing_config(name: str) -> Problem:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run lazyjack with `argv` (without the program name); return the exit code."""
     raw = list(sys.argv[1:] if argv is None else argv)
+    # Python's default for SIGTERM ends the process on the spot, leaving kubeadm running and a node
+    # half-changed; signal handlers can only be set from the main thread.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+    try:
+        return _main(raw)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(raw: list[str]) -> int:
     debug = "--debug" in raw
     parser = build_parser()
     try:
@@ -237,9 +264,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prefix = "error" if exc.exit_code != EXIT_USAGE or isinstance(exc, ConfigError) else "usage error"
         print(f"lazyjack: {prefix}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("lazyjack: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("lazyjack: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:
         if debug:
             raise

@@ -44,11 +44,11 @@ class Node:
         environ["STANDIN_LOG"] = str(self.log)
         environ.pop("SUDO_USER", None)
         environ.update(env or {})
+        # nsenter switches only the network namespace (ip netns exec would also make a private
+        # mount namespace, in which namespaces lazyjack creates would not be visible outside).
         argv = [
-            "ip",
-            "netns",
-            "exec",
-            self.netns,
+            "nsenter",
+            f"--net=/run/netns/{self.netns}",
             sys.executable,
             "-m",
             "lazyjack",

@@ -35,6 +35,11 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
         made.destroy()
 
 
+def _server_runtime(path: str) -> bool:
+    parts = path.split("/")
+    return ("dns64" in parts or "nat64" in parts) and (path.endswith(".log") or "data" in parts)
+
+
 def _master(cluster: Cluster) -> str:
     return next(n for n in cluster.nodes if "master" in n)
 
@@ -103,6 +108,9 @@ def test_full_cycle_restores_every_node(cluster: Cluster) -> None:
         assert "nothing to change" in out, out
     again = cluster.snapshots()
     for name in cluster.nodes:
+        # The DNS64/NAT64 servers keep running: their logs and state files may grow meanwhile.
+        for snap in (again[name], prepared[name]):
+            snap["files"] = {k: v for k, v in snap["files"].items() if not _server_runtime(k)}
         diff = {k: (again[name][k], prepared[name][k]) for k in again[name] if again[name][k] != prepared[name][k]}
         assert diff == {}, name
 

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import datetime
+import errno
 import hashlib
 import os
 import secrets
 import string
 import tempfile
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from lazyjack.config.model import Config
 from lazyjack.config.plan import Plan
 from lazyjack.config.rules import TOKEN_RE
-from lazyjack.errors import PreflightError
+from lazyjack.errors import FileOperationFailed, PreflightError
 from lazyjack.host.files import Files
 
 TOKEN_ALPHABET = string.ascii_lowercase + string.digits
@@ -76,12 +77,14 @@ def make_ca(common_name: str) -> tuple[bytes, bytes]:
 
 def _pair_matches(key_pem: bytes, cert_pem: bytes) -> bool:
     from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
 
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
         cert = x509.load_pem_x509_certificate(cert_pem)
-    except ValueError:
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        # Unreadable, encrypted (TypeError: no password) or of an unknown type: make a new pair.
         return False
     fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return bool(key.public_key().public_bytes(*fmt) == cert.public_key().public_bytes(*fmt))
@@ -122,6 +125,8 @@ def run_init(files: Files, config: Config, plan: Plan, node_name: str, *, config
         changed = True
         if not dry_run:
             key_pem, cert_pem = make_ca(subject)
+            # Only the work area itself is restricted; missing parents (/var/lib/...) get the usual 0755.
+            files.makedirs(str(PurePosixPath(area).parent))
             files.makedirs(area, mode=0o750)
             files.makedirs(certs, mode=0o700)
             files.chmod(certs, 0o700)
@@ -136,7 +141,7 @@ def run_init(files: Files, config: Config, plan: Plan, node_name: str, *, config
     else:
         report("  · bootstrap token: keeping the one in the config")
     current = (config.general.token_cert_hash or "").removeprefix("sha256:")
-    if not changed and cert_pem is not None and ca_cert_hash(cert_pem) == current:
+    if not changed and cert_pem is not None and ca_cert_hash(cert_pem) == current.lower():
         report(f"  · {config_path}: token and token-cert-hash up to date")
         return False
     if dry_run:
@@ -150,32 +155,51 @@ def run_init(files: Files, config: Config, plan: Plan, node_name: str, *, config
 
 
 def update_config_file(path: Path, general: dict[str, str]) -> None:
-    """Set keys of the general section, keeping comments, key order, owner and mode; atomic."""
-    from ruamel.yaml import YAML
+    """Set keys of the general section, keeping comments, key order, indentation, owner and mode; atomic.
 
+    A symbolic link is followed: its target is replaced and the link stays.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.util import load_yaml_guess_indent
+
+    path = path.resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+        st = path.stat()
+    except OSError as e:
+        raise FileOperationFailed("read", str(path), e.errno or errno.EIO) from e
+    _, indent, block_seq_indent = load_yaml_guess_indent(text)
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
-    text = path.read_text(encoding="utf-8")
+    # Keep the file's own indentation and never fold the 64-digit hash onto a second line.
+    yaml.width = 4096
+    yaml.indent(mapping=indent, sequence=indent, offset=block_seq_indent)
     document = yaml.load(text)
     section = document.get("general")
     if section is None:
-        from ruamel.yaml.comments import CommentedMap
-
+        # No section, or an empty `general:`: insert one first (replaces the empty one in place).
         section = CommentedMap()
         document.insert(0, "general", section)
     for key, value in general.items():
         section[key] = value
-    st = path.stat()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as e:
+        raise FileOperationFailed("write", str(path), e.errno or errno.EIO) from e
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             yaml.dump(document, out)
             out.flush()
+            if os.geteuid() == 0:
+                os.fchown(out.fileno(), st.st_uid, st.st_gid)
+            # After the chown, which may clear set-id bits.
+            os.fchmod(out.fileno(), st.st_mode & 0o7777)
             os.fsync(out.fileno())
-        os.chmod(tmp, st.st_mode & 0o7777)
-        if os.geteuid() == 0:
-            os.chown(tmp, st.st_uid, st.st_gid)
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise FileOperationFailed("write", str(path), e.errno or errno.EIO) from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

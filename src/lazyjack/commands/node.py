@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lazyjack.config.model import Config
-from lazyjack.config.plan import IPAddr, NodePlan, Plan, kubeadm_api_for, kubernetes_minor
+from lazyjack.config.plan import IPAddr, NodePlan, Plan, Route, kubeadm_api_for, kubernetes_minor
 from lazyjack.errors import CommandFailed, HostError, LazyjackError, PreflightError
 from lazyjack.host import Host
 from lazyjack.render.cni import CONFLIST_NAME, render_conflist
@@ -29,6 +30,17 @@ from lazyjack.steps.kube import (
     kubeadm_conf_path,
 )
 from lazyjack.steps.network import DeleteLink, LinkMtu, LinkUp, ManagementAddress, Routes, Sysctl
+from lazyjack.steps.support import (
+    SUPPORT_LINK,
+    Masquerade,
+    NativeServer,
+    SupportLink,
+    SupportNamespace,
+    UnsupportedRuntime,
+    named_conf,
+    support_netns,
+    tayga_conf,
+)
 
 CNI_DIR = "/etc/cni/net.d"
 CNI_BRIDGE = "br0"
@@ -59,6 +71,8 @@ def prepare_steps(ctx: Context) -> list[Step]:
     steps += [ManagementAddress(node.interface, a) for a in node.management]
     steps.append(LinkMtu(node.interface, config.mtu))
     steps += forwarding_sysctls(config, node)
+    if node.is_nat64 and config.mode == "ipv6":
+        steps += dns64_nat64_steps(ctx)
     if node.is_cluster_node:
         entries = [(n.name, _primary_ip(config, n)) for n in plan.cluster_nodes()]
         nameserver = node.nameserver
@@ -78,6 +92,28 @@ def prepare_steps(ctx: Context) -> list[Step]:
         if support:
             steps.append(Routes("the DNS64 prefix and support network", support))
     return steps
+
+
+def dns64_nat64_steps(ctx: Context) -> list[Step]:
+    """The DNS64/NAT64 node: the support network, both servers, routes to them, masquerade."""
+    config, node = ctx.config, ctx.node
+    assert config.support_net is not None
+    runtime = config.general.dns64_nat64_runtime
+    if runtime != "native":
+        return [UnsupportedRuntime(runtime)]
+    netns = support_netns(ctx.root)
+    routes = [Route(r.destination, r.gateway, r.purpose, r.phase, SUPPORT_LINK) for r in node.routes
+              if r.phase == "prepare"]
+    work = ctx.work_area.rstrip("/")
+    return [
+        Sysctl("net.ipv4.ip_forward", "1"),
+        SupportNamespace(netns),
+        SupportLink(netns),
+        NativeServer(netns, "tayga", tayga_conf(ctx, f"{work}/nat64"), f"{work}/nat64"),
+        NativeServer(netns, "named", named_conf(ctx, f"{work}/dns64"), f"{work}/dns64"),
+        Routes("the DNS64 prefix and NAT64 pool", routes),
+        Masquerade(config.support_net.v4cidr, config.support_net.cidr, ctx.host.net.default_route_dev(socket.AF_INET)),
+    ]
 
 
 def _primary_ip(config: Config, node: NodePlan) -> IPAddr:
@@ -153,7 +189,7 @@ def preflight(ctx: Context, command: str, steps: list[Step]) -> Preflight:
                 "run `iptables -P FORWARD ACCEPT`"
             )
         for version in sorted({a.version for a in node.management}):
-            if net.default_route_dev(version) == node.interface:
+            if net.default_route_dev(socket.AF_INET if version == 4 else socket.AF_INET6) == node.interface:
                 result.warnings.append(
                     f"{node.interface} holds the default IPv{version} route; lazyjack changes its addresses and MTU, "
                     "so use a management interface you do not reach this host through"
@@ -352,8 +388,9 @@ def _clean(ctx: Context, journal: Journal, opts: NodeRun) -> RunResult:
         ctx.report("  (`up` was not undone: undoing it first, as `lazyjack down` would)")
     entries = journal.of("prepare")
     result = RunResult()
-    if leftover_up:
-        result = revert_entries(ctx, leftover_up, journal=journal, dry_run=opts.dry_run)
+    if leftover_up or not entries:
+        # Without a journal (a node prepared by 1.x) up may have run too: undo it from the configuration.
+        result = _down(ctx, journal, opts)
     if entries:
         more = revert_entries(ctx, entries, journal=journal, dry_run=opts.dry_run)
     else:

@@ -6,9 +6,10 @@ sysctl: /proc/sys. process: external programs. fake: in-memory stand-ins for uni
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from lazyjack.host.daemon import Daemons, DaemonsAPI
 from lazyjack.host.files import Files
 from lazyjack.host.netlink import Netlink
 from lazyjack.host.process import Runner, RunnerAPI
@@ -23,6 +24,27 @@ class Host:
     files: Files
     sysctl: SysctlAPI
     proc: RunnerAPI
+    daemons: DaemonsAPI = field(default_factory=Daemons)
+
+    # Named network namespaces are reached through iproute2 (`ip netns`, `ip -n NS ...`):
+    # pyroute2 would fork a helper process per namespace, which outlives a failed run.
+
+    def netns_exists(self, name: str) -> bool:
+        return Path("/run/netns", name).exists()
+
+    def netns_add(self, name: str) -> None:
+        self.proc.run(["ip", "netns", "add", name], timeout=30)
+
+    def netns_del(self, name: str) -> bool:
+        """Delete a named network namespace; False when it does not exist."""
+        if not self.netns_exists(name):
+            return False
+        self.proc.run(["ip", "netns", "del", name], timeout=30)
+        return True
+
+    def ip_in(self, netns: str, *args: str, check: bool = True) -> str:
+        """Run `ip -n NETNS ARGS` and return its output."""
+        return self.proc.run(["ip", "-n", netns, *args], timeout=30, check=check).stdout
 
     @classmethod
     def real(cls, root: Path = Path("/"), *, netns: str | None = None) -> Host:
@@ -30,5 +52,5 @@ class Host:
         return cls(net=Netlink(netns), files=Files(root), sysctl=Sysctl(), proc=Runner())
 
     def close(self) -> None:
-        """Release the netlink socket, if one was opened."""
+        """Release the netlink sockets, if any were opened."""
         self.net.close()

@@ -61,6 +61,7 @@ FAULT_POINTS = {
     "add_address": "addr_add",
     "del_address": "addr_del",
     "route": "route_dump",
+    "active_routes": "route_dump",
     "routes": "route_dump",
     "default_route_dev": "route_dump",
     "add_route": "route_add",

@@ -178,10 +178,13 @@ class Files:
             finally:
                 os.close(fd)
             os.replace(tmp, real)
-        except OSError as e:
+        except BaseException as e:
+            # Also when interrupted (Ctrl-C, SIGTERM): no temp file may stay behind.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            raise self._fail("write", path, e) from e
+            if isinstance(e, OSError):
+                raise self._fail("write", path, e) from e
+            raise
         self._sync_dir(directory)
 
     @staticmethod

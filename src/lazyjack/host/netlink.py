@@ -360,6 +360,16 @@ class Netlink:
         found = session.routes_to(dst, operation)
         return session.info(found[0], operation) if found else None
 
+    def active_routes(self, dsts: Iterable[IPNet]) -> dict[IPNet, RouteInfo | None]:
+        """route() for each destination, from one dump of the routing table (not one per destination)."""
+        session = _Session(self._kernel)
+        found: dict[IPNet, RouteInfo | None] = {}
+        for dst in dsts:
+            operation = f"look up route to {dst}"
+            records = session.routes_to(dst, operation)
+            found[dst] = session.info(records[0], operation) if records else None
+        return found
+
     def routes(self, family: int | None = None) -> list[RouteInfo]:
         """Configured unicast routes of the main table: protocol static or boot only.
 

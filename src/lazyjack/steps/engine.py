@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lazyjack.errors import HostError, LazyjackError
-from lazyjack.steps.base import Context, Outcome, Step, step_kind
+from lazyjack.steps.base import Context, Outcome, Record, Step, step_kind
 from lazyjack.steps.journal import Entry, Journal
 
 DONE, SAME, WOULD, FAILED, UNDONE = "✓", "·", "~", "✗", "↺"
@@ -38,7 +39,7 @@ def apply_steps(
 ) -> RunResult:
     """Bring the host to the state the steps describe; on failure undo this run's changes."""
     result = RunResult()
-    applied: list[tuple[Step, dict[str, object]]] = []
+    applied: list[_Applied] = []
     for step in steps:
         try:
             outcome = step.plan(ctx)
@@ -53,6 +54,11 @@ def apply_steps(
                 result.changed.append(step.title)
                 continue
             record = step.apply(ctx)
+            # Listed before it is journaled, so that an interrupt while the journal is written still undoes it.
+            earlier = journal.find(command, step.key)
+            applied.append((step, record, None if earlier is None else copy.deepcopy(earlier.record)))
+            journal.add(command=command, key=step.key, kind=step.kind, title=step.title, record=record,
+                        merge=step.merge)
         except (LazyjackError, OSError) as exc:
             ctx.report(_line(FAILED, step.title, str(exc)))
             undone = _rollback(ctx, applied, command=command, journal=journal) if rollback else []
@@ -61,23 +67,37 @@ def apply_steps(
             else:
                 tail = f"; kept {len(applied)} change(s) of this run (--no-rollback); `lazyjack clean` undoes them"
             raise StepFailed(f"{command} failed at {step.title}: {exc}{tail}") from exc
-        journal.add(command=command, key=step.key, kind=step.kind, title=step.title, record=record, merge=step.merge)
-        applied.append((step, record))
+        except KeyboardInterrupt:
+            # Ctrl-C, or SIGTERM (the CLI raises it as a KeyboardInterrupt): leave the node as this run found
+            # it, as for a failure. A second interrupt stops the rollback; what is left stays in the journal.
+            ctx.report(_line(FAILED, step.title, "interrupted"))
+            if rollback:
+                undone = _rollback(ctx, applied, command=command, journal=journal)
+                ctx.report(f"  {UNDONE} rolled back {len(undone)} change(s) of this run")
+            raise
         ctx.report(_line(DONE, step.title, "; ".join(outcome.changes)))
         result.changed.append(step.title)
     return result
 
 
-def _rollback(ctx: Context, applied: list[tuple[Step, dict[str, object]]], *, command: str, journal: Journal) -> list[str]:
+# A step this run applied: its record, and the record an earlier run journaled for it (None if none).
+_Applied = tuple[Step, Record, Record | None]
+
+
+def _rollback(ctx: Context, applied: list[_Applied], *, command: str, journal: Journal) -> list[str]:
     undone: list[str] = []
-    for step, record in reversed(applied):
+    for step, record, earlier in reversed(applied):
         try:
             outcome = step.revert(ctx, record)
         except (LazyjackError, OSError) as exc:
             ctx.report(_line(FAILED, step.title, f"rollback failed: {exc}"))
             continue
         entry = journal.find(command, step.key)
-        if entry is not None:
+        if entry is not None and earlier is not None:
+            # An earlier run changed it first: its record (the state before lazyjack) stays for clean.
+            entry.record = earlier
+            journal.save()
+        elif entry is not None:
             journal.drop(entry)
         ctx.report(_line(UNDONE, step.title, "; ".join(outcome.changes) or outcome.reason))
         undone.append(step.title)
@@ -88,8 +108,8 @@ def revert_entries(ctx: Context, entries: Sequence[Entry], *, journal: Journal, 
     """Undo journal entries, newest first; keep going past failures and report them all."""
     result = RunResult()
     for entry in reversed(entries):
-        cls = step_kind(entry.kind)
         try:
+            cls = step_kind(entry.kind)
             if dry_run:
                 outcome = cls.describe_revert(entry.record)
                 ctx.report(_line(WOULD, entry.title, "; ".join(outcome.changes) or outcome.reason))

@@ -37,7 +37,7 @@ def unified_diff(path: str, old: bytes | None, new: bytes | None) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in diff)
 
 
-def _missing_dirs(ctx: Context, path: str) -> list[str]:
+def missing_dirs(ctx: Context, path: str) -> list[str]:
     """Parent directories of `path` that do not exist yet, outermost first."""
     missing: list[str] = []
     parent = posixpath.dirname(path)
@@ -71,7 +71,7 @@ class ManagedFile(Step):
     def apply(self, ctx: Context) -> Record:
         files = ctx.host.files
         original = files.read_bytes(self.path)
-        created_dirs = _missing_dirs(ctx, self.path)
+        created_dirs = missing_dirs(ctx, self.path)
         try:
             for directory in created_dirs:
                 files.makedirs(directory, mode=0o755)
@@ -278,13 +278,15 @@ class KubeadmConfigFile(ManagedFile):
 
     @classmethod
     def revert(cls, ctx: Context, record: Record) -> Outcome:
-        outcome = super().revert(ctx, record)
-        changes = list(outcome.changes)
+        # The backup first: a directory lazyjack created can only go once it is empty.
+        backup: list[str] = []
         if record.get("backup"):
             before = _unb64(record.get("backup_original"))
             if before is None:
                 if ctx.host.files.remove(record["backup"]):
-                    changes.append(f"removed {record['backup']}")
-            else:
+                    backup.append(f"removed {record['backup']}")
+            elif ctx.host.files.read_bytes(record["backup"]) != before:
                 ctx.host.files.write_atomic(record["backup"], before)
+        outcome = super().revert(ctx, record)
+        changes = [*outcome.changes, *backup]
         return Outcome.change(*changes) if changes else outcome

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import base64
 import pwd
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from lazyjack.errors import HostError
 from lazyjack.steps.base import Context, Outcome, Record, Step
+from lazyjack.steps.files import missing_dirs
 
 PKI_DIR = "/etc/kubernetes/pki"
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
 KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
+# What kubeadm init or join leaves (also when it fails half-way) and reset takes away; lazyjack
+# writes none of it. The directories count when they hold something: packages create them empty.
+KUBEADM_LEFTOVERS = (
+    "/etc/kubernetes/manifests",
+    ADMIN_CONF,
+    KUBELET_CONF,
+    "/etc/kubernetes/bootstrap-kubelet.conf",
+    "/var/lib/kubelet/config.yaml",
+    "/var/lib/etcd",
+)
 
 
 def kubeadm_conf_path(ctx: Context) -> str:
@@ -84,6 +96,8 @@ class KubeadmInit(Step):
 
     @classmethod
     def revert(cls, ctx: Context, record: Record) -> Outcome:
+        if not _kubeadm_leftovers(ctx):
+            return Outcome.noop("kubeadm left nothing to reset (no manifests, kubeconfigs or etcd data)")
         _run_kubeadm(ctx, ["reset", "-f"], what="kubeadm reset")
         return Outcome.change("kubeadm reset -f")
 
@@ -95,7 +109,19 @@ class KubeadmInit(Step):
         return self.revert(ctx, {})
 
     def plan_remove(self, ctx: Context) -> Outcome:
+        if not _kubeadm_leftovers(ctx):
+            return Outcome.noop("kubeadm left nothing to reset (no manifests, kubeconfigs or etcd data)")
         return Outcome.change("kubeadm reset -f")
+
+
+def _kubeadm_leftovers(ctx: Context) -> list[str]:
+    files = ctx.host.files
+    found = []
+    for path in KUBEADM_LEFTOVERS:
+        info = files.stat(path)
+        if info is not None and (not stat.S_ISDIR(info.st_mode) or files.listdir(path)):
+            found.append(path)
+    return found
 
 
 @dataclass
@@ -153,27 +179,47 @@ class UserKubeconfig(Step):
         if admin is None:
             raise HostError(f"{ctx.real_path(ADMIN_CONF)} does not exist; did kubeadm init succeed?")
         original = files.read_bytes(path)
-        directory = path.rsplit("/", 1)[0]
-        created_dir = not files.exists(directory)
-        if created_dir:
-            files.makedirs(directory, mode=0o700)
-            files.chown(directory, uid, gid)
-        files.write_atomic(path, admin, mode=0o600)
-        files.chown(path, uid, gid)
+        created = missing_dirs(ctx, path)
+        try:
+            for directory in created:
+                files.makedirs(directory, mode=0o700)
+                files.chown(directory, uid, gid)
+            files.write_atomic(path, admin, mode=0o600)
+            files.chown(path, uid, gid)
+        except BaseException:
+            # Leave nothing half-done: the journal has no record of this step to undo it.
+            _restore(ctx, path, original, created)
+            raise
         return {
             "path": path,
             "original": None if original is None else base64.b64encode(original).decode(),
-            "created_dir": directory if created_dir else None,
+            "created_dirs": created,
             "summary": self.title,
         }
 
     @classmethod
     def revert(cls, ctx: Context, record: Record) -> Outcome:
-        files = ctx.host.files
-        if record["original"] is not None:
-            files.write_atomic(record["path"], base64.b64decode(record["original"]))
-            return Outcome.change(f"restored {record['path']}")
-        changes = [f"removed {record['path']}"] if files.remove(record["path"]) else []
-        if record.get("created_dir") and files.exists(record["created_dir"]) and not files.listdir(record["created_dir"]):
-            files.rmdir(record["created_dir"])
-        return Outcome.change(*changes) if changes else Outcome.noop("already removed")
+        path = record["path"]
+        original = None if record["original"] is None else base64.b64decode(record["original"])
+        # Records of earlier versions name one created directory.
+        created = record.get("created_dirs") or ([record["created_dir"]] if record.get("created_dir") else [])
+        changes = _restore(ctx, path, original, created)
+        if changes:
+            return Outcome.change(*changes)
+        return Outcome.noop("already removed" if original is None else f"{path} already as before")
+
+
+def _restore(ctx: Context, path: str, original: bytes | None, created_dirs: list[str]) -> list[str]:
+    """Put back the user's kubeconfig as it was (absent or `original`), and remove directories made for it."""
+    files = ctx.host.files
+    changes = []
+    if original is None:
+        if files.remove(path):
+            changes.append(f"removed {path}")
+    elif files.read_bytes(path) != original:
+        files.write_atomic(path, original)
+        changes.append(f"restored {path}")
+    for directory in reversed(created_dirs):
+        if files.exists(directory) and not files.listdir(directory):
+            files.rmdir(directory)
+    return changes

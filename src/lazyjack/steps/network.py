@@ -180,8 +180,10 @@ class Routes(Step):
 
     def _missing(self, ctx: Context) -> list[Route]:
         missing: list[Route] = []
+        # One dump of the table for the whole set: a dump per route made `up` quadratic in the node count.
+        active = ctx.host.net.active_routes(r.destination for r in self.routes)
         for route in self.routes:
-            existing = ctx.host.net.route(route.destination)
+            existing = active[route.destination]
             if existing is None:
                 missing.append(route)
             elif existing.gateway != route.gateway:
@@ -210,8 +212,8 @@ class Routes(Step):
             for route in missing:
                 ctx.host.net.add_route(route.destination, route.gateway, dev=route.device)
                 added.append(route)
-        except HostError:
-            # Leave no partial set behind: this step's record would not cover them.
+        except BaseException:
+            # Leave no partial set behind (also when interrupted): this step's record would not cover them.
             for route in reversed(added):
                 ctx.host.net.del_route(route.destination, route.gateway)
             raise
@@ -235,7 +237,8 @@ class Routes(Step):
         return self.revert(ctx, {"routes": [_route_record(r) for r in self.routes]})
 
     def plan_remove(self, ctx: Context) -> Outcome:
-        present = [r for r in self.routes if (e := ctx.host.net.route(r.destination)) and e.gateway == r.gateway]
+        active = ctx.host.net.active_routes(r.destination for r in self.routes)
+        present = [r for r in self.routes if (e := active[r.destination]) and e.gateway == r.gateway]
         if not present:
             return Outcome.noop("already absent")
         return Outcome.change(f"remove {len(present)} route(s)")

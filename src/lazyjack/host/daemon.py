@@ -1,0 +1,119 @@
+"""Background daemons (named, tayga) started by lazyjack, found again through pid files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Protocol
+
+from lazyjack.errors import CommandFailed
+
+POLL = 0.05
+
+
+class DaemonsAPI(Protocol):
+    def start(self, argv: list[str], *, pid_file: Path, log_file: Path) -> int: ...
+    def running(self, pid_file: Path, *, program: str) -> int | None: ...
+    def stop(self, pid_file: Path, *, program: str, timeout: float = 10.0) -> bool: ...
+    def listening(self, pid: int, *, port: int, timeout: float) -> bool: ...
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    return _state(pid) not in ("", "Z", "X")
+
+
+class Daemons:
+    """Starts programs detached (own session, output to a log file) and stops them by pid file.
+
+    A pid file is trusted only if /proc says the process runs the expected program, so a
+    recycled pid is never signalled.
+    """
+
+    def start(self, argv: list[str], *, pid_file: Path, log_file: Path) -> int:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_file, "ab") as log:
+            try:
+                child = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True, close_fds=True,
+                )
+            except OSError as exc:
+                raise CommandFailed(argv, None, "", reason=f"cannot start: {exc.strerror}") from None
+        pid_file.write_text(f"{child.pid}\n")
+        # Give it a moment to fail on a bad configuration, which shows up right away.
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            if child.poll() is not None:
+                pid_file.unlink(missing_ok=True)
+                output = log_file.read_text(errors="replace")[-4000:]
+                raise CommandFailed(argv, child.returncode, output, reason=f"exited at start with {child.returncode}")
+            time.sleep(POLL)
+        return child.pid
+
+    def running(self, pid_file: Path, *, program: str) -> int | None:
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if not _alive(pid) or not any(Path(arg).name == program for arg in _cmdline(pid)):
+            return None
+        return pid
+
+    def stop(self, pid_file: Path, *, program: str, timeout: float = 10.0) -> bool:
+        pid = self.running(pid_file, program=program)
+        pid_file.unlink(missing_ok=True)
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(POLL)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                _reap(pid)
+                time.sleep(POLL)
+        _reap(pid)
+        return True
+
+    def listening(self, pid: int, *, port: int, timeout: float) -> bool:
+        """Whether the process's network namespace has a UDP socket bound to `port` (polls)."""
+        needle = f":{port:04X} "
+        deadline = time.monotonic() + timeout
+        while True:
+            for table in ("udp6", "udp"):
+                try:
+                    lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+                except OSError:
+                    return False
+                if any(needle in line.split(None, 2)[1] + " " for line in lines if len(line.split()) > 1):
+                    return True
+            if time.monotonic() >= deadline or not _alive(pid):
+                return False
+            time.sleep(POLL)
+
+
+def _reap(pid: int) -> None:
+    # A daemon started by this very process (then stopped by a rollback) is our child.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)

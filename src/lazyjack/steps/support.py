@@ -1,0 +1,404 @@
+"""DNS64/NAT64 on the support network, native runtime: a network namespace with named and tayga in it.
+
+The node keeps the support network's gateways on `ljsup0`; its veth peer `eth0` sits in a
+dedicated namespace holding the DNS64 address, the NAT64 addresses and tayga's tun.
+Traffic of the IPv4 pool leaves the node masqueraded, so that replies find their way back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from ipaddress import IPv4Interface, IPv6Interface, ip_interface
+from pathlib import Path
+
+from lazyjack.config.plan import IPNet, support_gateway
+from lazyjack.errors import CommandFailed, HostError
+from lazyjack.render.dns64 import render_named_conf
+from lazyjack.render.nat64 import render_tayga_conf
+from lazyjack.steps.base import Context, Outcome, Record, Step
+from lazyjack.steps.files import missing_dirs
+
+SUPPORT_LINK = "ljsup0"
+SUPPORT_PEER = "eth0"
+TUN = "nat64"
+RULE_COMMENT = "lazyjack"
+
+
+def support_netns(root: Path) -> str:
+    """The support namespace's name: fixed on a real host, unique per --root sandbox."""
+    if str(root) == "/":
+        return "lazyjack-support"
+    return "ljs-" + hashlib.sha256(str(root).encode()).hexdigest()[:10]
+
+
+def _addresses_in(ctx: Context, netns: str, link: str) -> list[IPv4Interface | IPv6Interface]:
+    """Global addresses of `link` inside `netns` (none if the link is missing)."""
+    out = ctx.host.ip_in(netns, "-j", "addr", "show", "dev", link, check=False)
+    try:
+        links = json.loads(out or "[]")
+    except ValueError:
+        return []
+    found: list[IPv4Interface | IPv6Interface] = []
+    for entry in links:
+        for info in entry.get("addr_info", []):
+            if info.get("scope") == "global":
+                found.append(ip_interface(f"{info['local']}/{info['prefixlen']}"))
+    return found
+
+
+@dataclass
+class SupportNamespace(Step):
+    """The network namespace the DNS64 and NAT64 servers live in."""
+
+    kind = "support-netns"
+    name: str
+
+    @property
+    def title(self) -> str:
+        return f"support namespace {self.name}"
+
+    def plan(self, ctx: Context) -> Outcome:
+        if ctx.host.netns_exists(self.name):
+            return Outcome.noop(f"{self.name} exists")
+        return Outcome.change(f"create network namespace {self.name}")
+
+    def apply(self, ctx: Context) -> Record:
+        ctx.host.netns_add(self.name)
+        ctx.host.ip_in(self.name, "link", "set", "lo", "up")
+        return {"name": self.name, "summary": self.title}
+
+    @classmethod
+    def revert(cls, ctx: Context, record: Record) -> Outcome:
+        if ctx.host.netns_del(record["name"]):
+            return Outcome.change(f"deleted network namespace {record['name']}")
+        return Outcome.noop(f"{record['name']} does not exist")
+
+    def remove(self, ctx: Context) -> Outcome:
+        return self.revert(ctx, {"name": self.name})
+
+    def plan_remove(self, ctx: Context) -> Outcome:
+        if ctx.host.netns_exists(self.name):
+            return Outcome.change(f"delete network namespace {self.name}")
+        return Outcome.noop(f"{self.name} does not exist")
+
+
+@dataclass
+class SupportLink(Step):
+    """The support network: gateways on the node's `ljsup0`, server addresses on `eth0` in the namespace."""
+
+    kind = "support-link"
+    netns: str
+
+    @property
+    def title(self) -> str:
+        return f"support network on {SUPPORT_LINK}"
+
+    def _wanted(self, ctx: Context) -> tuple[list[IPv4Interface | IPv6Interface], list[IPv4Interface | IPv6Interface]]:
+        dns64, nat64, support = ctx.config.dns64, ctx.config.nat64, ctx.config.support_net
+        assert dns64 is not None and nat64 is not None and support is not None
+        v6, v4 = support.cidr, support.v4cidr
+        host = [IPv6Interface((support_gateway(v6), v6.prefixlen)), IPv4Interface((support_gateway(v4), v4.prefixlen))]
+        inside = [
+            IPv6Interface((dns64.ip, v6.prefixlen)),
+            IPv6Interface((nat64.ip, v6.prefixlen)),
+            IPv4Interface((nat64.v4_ip, v4.prefixlen)),
+        ]
+        return host, inside  # type: ignore[return-value]
+
+    def plan(self, ctx: Context) -> Outcome:
+        net = ctx.host.net
+        host, inside = self._wanted(ctx)
+        if not net.link_exists(SUPPORT_LINK):
+            return Outcome.change(f"create {SUPPORT_LINK} with {', '.join(map(str, host))}; "
+                                  f"{SUPPORT_PEER} in {self.netns} with {', '.join(map(str, inside))}")
+        missing = [a for a in host if a not in net.addresses(SUPPORT_LINK)]
+        present = _addresses_in(ctx, self.netns, SUPPORT_PEER) if ctx.host.netns_exists(self.netns) else []
+        missing += [a for a in inside if a not in present]
+        if not missing:
+            return Outcome.noop(f"{SUPPORT_LINK} and {SUPPORT_PEER} have their addresses")
+        return Outcome.change(f"re-create {SUPPORT_LINK}: missing {', '.join(map(str, missing))}")
+
+    def apply(self, ctx: Context) -> Record:
+        host, inside = self._wanted(ctx)
+        net = ctx.host.net
+        net.delete_link(SUPPORT_LINK)
+        ctx.host.proc.run(
+            ["ip", "link", "add", SUPPORT_LINK, "type", "veth", "peer", "name", SUPPORT_PEER, "netns", self.netns],
+            timeout=30,
+        )
+        try:
+            for address in host:
+                net.add_address(SUPPORT_LINK, address, nodad=True)
+            net.link_up(SUPPORT_LINK)
+            # A private link: duplicate address detection would only delay the servers.
+            for address in inside:
+                nodad = ["nodad"] if address.version == 6 else []
+                ctx.host.ip_in(self.netns, "addr", "add", str(address), "dev", SUPPORT_PEER, *nodad)
+            ctx.host.ip_in(self.netns, "link", "set", SUPPORT_PEER, "up")
+            ctx.host.ip_in(self.netns, "-6", "route", "add", "default", "via", str(host[0].ip), "dev", SUPPORT_PEER)
+            ctx.host.ip_in(self.netns, "-4", "route", "add", "default", "via", str(host[1].ip), "dev", SUPPORT_PEER)
+            for name in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
+                ctx.host.proc.run(["ip", "netns", "exec", self.netns, "sysctl", "-qw", name], timeout=30)
+        except BaseException:
+            net.delete_link(SUPPORT_LINK)
+            raise
+        return {"link": SUPPORT_LINK, "summary": self.title}
+
+    @classmethod
+    def revert(cls, ctx: Context, record: Record) -> Outcome:
+        if ctx.host.net.delete_link(record["link"]):
+            return Outcome.change(f"deleted {record['link']} and its peer")
+        return Outcome.noop(f"{record['link']} does not exist")
+
+    def remove(self, ctx: Context) -> Outcome:
+        return self.revert(ctx, {"link": SUPPORT_LINK})
+
+    def plan_remove(self, ctx: Context) -> Outcome:
+        if ctx.host.net.link_exists(SUPPORT_LINK):
+            return Outcome.change(f"delete {SUPPORT_LINK}")
+        return Outcome.noop(f"{SUPPORT_LINK} does not exist")
+
+
+@dataclass
+class NativeServer(Step):
+    """A server process in the support namespace, kept while it runs with the current configuration."""
+
+    kind = "native-server"
+    netns: str
+    program: str  # "named" or "tayga"
+    conf: str
+    directory: str  # under the work area, on the host path (before --root)
+
+    @property
+    def title(self) -> str:
+        return f"{'DNS64' if self.program == 'named' else 'NAT64'} server ({self.program})"
+
+    def _paths(self, ctx: Context) -> dict[str, Path]:
+        base = ctx.real_path(self.directory)
+        return {"dir": base, "conf": base / f"{self.program}.conf", "pid": base / f"{self.program}.pid",
+                "log": base / f"{self.program}.log"}
+
+    def _current(self, ctx: Context) -> tuple[int | None, bool]:
+        paths = self._paths(ctx)
+        pid = ctx.host.daemons.running(paths["pid"], program=self.program)
+        same = ctx.host.files.read_text(f"{self.directory}/{self.program}.conf") == self.conf
+        return pid, same
+
+    def plan(self, ctx: Context) -> Outcome:
+        if ctx.host.proc.which(self.program) is None:
+            package = "bind9" if self.program == "named" else "tayga"
+            raise HostError(f"{self.program} is not installed (the native runtime runs it); apt-get install {package}")
+        pid, same = self._current(ctx)
+        if pid is not None and same and ctx.host.netns_exists(self.netns):
+            return Outcome.noop(f"running (pid {pid}) with the current configuration")
+        if pid is not None:
+            return Outcome.change(f"restart {self.program}: its configuration changed")
+        return Outcome.change(f"start {self.program} in {self.netns}")
+
+    def apply(self, ctx: Context) -> Record:
+        paths = self._paths(ctx)
+        files = ctx.host.files
+        ctx.host.daemons.stop(paths["pid"], program=self.program)
+        created = missing_dirs(ctx, f"{self.directory}/{self.program}.conf")
+        for directory in created:
+            files.makedirs(directory, mode=0o700 if directory == self.directory else 0o755)
+        files.write_atomic(f"{self.directory}/{self.program}.conf", self.conf.encode(), mode=0o644)
+        inside = ["ip", "netns", "exec", self.netns]
+        (paths["dir"] / "data").mkdir(mode=0o700, exist_ok=True)
+        try:
+            if self.program == "tayga":
+                self._prepare_tun(ctx, inside, paths)
+                argv = [*inside, "tayga", "--config", str(paths["conf"]), "--nodetach"]
+            else:
+                argv = [*inside, "named", "-g", "-c", str(paths["conf"])]
+            pid = ctx.host.daemons.start(argv, pid_file=paths["pid"], log_file=paths["log"])
+            if self.program == "named" and not ctx.host.daemons.listening(pid, port=53, timeout=10):
+                log = paths["log"].read_text(errors="replace")[-3000:] if paths["log"].exists() else ""
+                ctx.host.daemons.stop(paths["pid"], program=self.program)
+                raise CommandFailed(argv, None, log, reason="did not start listening on port 53 within 10s")
+        except BaseException:
+            self._forget_files(ctx, self.directory, self.program, created_dirs=created)
+            raise
+        return {"netns": self.netns, "program": self.program, "directory": self.directory,
+                "created_dirs": created, "summary": self.title}
+
+    def _prepare_tun(self, ctx: Context, inside: list[str], paths: dict[str, Path]) -> None:
+        nat64, dns64 = ctx.config.nat64, ctx.config.dns64
+        assert nat64 is not None and dns64 is not None
+        if not ctx.host.ip_in(self.netns, "link", "show", TUN, check=False):
+            ctx.host.proc.run([*inside, "tayga", "--config", str(paths["conf"]), "--mktun"], timeout=30)
+        ctx.host.ip_in(self.netns, "link", "set", TUN, "up")
+        ctx.host.ip_in(self.netns, "route", "replace", str(nat64.v4_cidr), "dev", TUN)
+        ctx.host.ip_in(self.netns, "route", "replace", str(dns64.cidr), "dev", TUN)
+
+    @staticmethod
+    def _forget_files(ctx: Context, directory: str, program: str, *, created_dirs: list[str]) -> list[str]:
+        files = ctx.host.files
+        removed = []
+        for suffix in ("conf", "pid", "log"):
+            if files.remove(f"{directory}/{program}.{suffix}"):
+                removed.append(f"{program}.{suffix}")
+        data = ctx.host.files.resolve(f"{directory}/data")
+        if data.is_dir():  # the server's own state (tayga's address map, named's key files)
+            shutil.rmtree(data)
+        for created in reversed(created_dirs):
+            if files.exists(created) and not files.listdir(created):
+                files.rmdir(created)
+        return removed
+
+    @classmethod
+    def revert(cls, ctx: Context, record: Record) -> Outcome:
+        program, directory = record["program"], record["directory"]
+        pid_file = ctx.real_path(f"{directory}/{program}.pid")
+        stopped = ctx.host.daemons.stop(pid_file, program=program)
+        cls._forget_files(ctx, directory, program, created_dirs=record.get("created_dirs", []))
+        if stopped:
+            return Outcome.change(f"stopped {program}; removed its files")
+        return Outcome.noop(f"{program} is not running")
+
+    @classmethod
+    def describe_revert(cls, record: Record) -> Outcome:
+        return Outcome.change(f"stop {record['program']}")
+
+    def remove(self, ctx: Context) -> Outcome:
+        return self.revert(ctx, {"program": self.program, "directory": self.directory, "created_dirs": [self.directory]})
+
+    def plan_remove(self, ctx: Context) -> Outcome:
+        pid, _ = self._current(ctx)
+        return Outcome.change(f"stop {self.program}") if pid else Outcome.noop(f"{self.program} is not running")
+
+
+@dataclass
+class Masquerade(Step):
+    """iptables rules: the support network's IPv4 traffic masqueraded out of the uplink, and forwarded."""
+
+    kind = "masquerade"
+    v4cidr: IPNet
+    v6cidr: IPNet
+    out: str | None
+
+    @property
+    def title(self) -> str:
+        return f"masquerade of {self.v4cidr}"
+
+    def rules(self) -> list[list[str]]:
+        comment = ["-m", "comment", "--comment", RULE_COMMENT]
+        nat = ["iptables", "-t", "nat", "POSTROUTING", "-s", str(self.v4cidr), "!", "-d", str(self.v4cidr)]
+        if self.out:
+            nat += ["-o", self.out]
+        return [
+            [*nat, *comment, "-j", "MASQUERADE"],
+            ["iptables", "-t", "filter", "FORWARD", "-s", str(self.v4cidr), *comment, "-j", "ACCEPT"],
+            ["iptables", "-t", "filter", "FORWARD", "-d", str(self.v4cidr), *comment, "-j", "ACCEPT"],
+            ["ip6tables", "-t", "filter", "FORWARD", "-s", str(self.v6cidr), *comment, "-j", "ACCEPT"],
+            ["ip6tables", "-t", "filter", "FORWARD", "-d", str(self.v6cidr), *comment, "-j", "ACCEPT"],
+        ]
+
+    @staticmethod
+    def _with(rule: list[str], action: str) -> list[str]:
+        # rule = [program, -t, table, CHAIN, spec...] -> [program, -w, -t, table, action, CHAIN, spec...]
+        return [rule[0], "-w", "5", rule[1], rule[2], action, *rule[3:]]
+
+    def _present(self, ctx: Context, rule: list[str]) -> bool:
+        result = ctx.host.proc.run(self._with(rule, "-C"), timeout=30, check=False)
+        return result.returncode == 0
+
+    def plan(self, ctx: Context) -> Outcome:
+        for program in ("iptables", "ip6tables"):
+            if ctx.host.proc.which(program) is None:
+                raise HostError(f"{program} is not installed; NAT64 needs it to masquerade (apt-get install iptables)")
+        missing = [r for r in self.rules() if not self._present(ctx, r)]
+        if not missing:
+            return Outcome.noop("the rules are in place")
+        return Outcome.change(*(" ".join(self._with(r, "-A")) for r in missing))
+
+    def apply(self, ctx: Context) -> Record:
+        added: list[list[str]] = []
+        try:
+            for rule in self.rules():
+                if not self._present(ctx, rule):
+                    # Insert at the top of FORWARD: a DROP policy or docker's chains must not come first.
+                    action = "-I" if "FORWARD" in rule else "-A"
+                    ctx.host.proc.run(self._with(rule, action), timeout=30)
+                    added.append(rule)
+        except BaseException:
+            for rule in reversed(added):
+                ctx.host.proc.run(self._with(rule, "-D"), timeout=30, check=False)
+            raise
+        return {"rules": added, "summary": self.title}
+
+    @classmethod
+    def revert(cls, ctx: Context, record: Record) -> Outcome:
+        removed = 0
+        for rule in reversed(record["rules"]):
+            if ctx.host.proc.run(cls._with(rule, "-D"), timeout=30, check=False).returncode == 0:
+                removed += 1
+        return Outcome.change(f"removed {removed} rule(s)") if removed else Outcome.noop("already absent")
+
+    @classmethod
+    def describe_revert(cls, record: Record) -> Outcome:
+        return Outcome.change(f"remove {len(record['rules'])} iptables rule(s)")
+
+    def remove(self, ctx: Context) -> Outcome:
+        present = [r for r in self.rules() if self._present(ctx, r)]
+        return self.revert(ctx, {"rules": present})
+
+    def plan_remove(self, ctx: Context) -> Outcome:
+        present = [r for r in self.rules() if self._present(ctx, r)]
+        return Outcome.change(f"remove {len(present)} rule(s)") if present else Outcome.noop("already absent")
+
+
+def named_conf(ctx: Context, directory: str) -> str:
+    dns64 = ctx.config.dns64
+    assert dns64 is not None
+    real = ctx.real_path(directory) / "data"
+    return render_named_conf(
+        prefix=dns64.cidr,  # type: ignore[arg-type]
+        forwarder=dns64.remote_server,  # type: ignore[arg-type]
+        allow_aaaa=ctx.config.allow_aaaa,
+        directory=str(real),
+        listen_on_v6=[dns64.ip],  # type: ignore[list-item]
+    )
+
+
+def tayga_conf(ctx: Context, directory: str) -> str:
+    dns64, nat64 = ctx.config.dns64, ctx.config.nat64
+    assert dns64 is not None and nat64 is not None
+    return render_tayga_conf(
+        tun_device=TUN,
+        ipv4_addr=nat64.v4_ip,  # type: ignore[arg-type]
+        prefix=dns64.cidr,  # type: ignore[arg-type]
+        dynamic_pool=nat64.v4_cidr,  # type: ignore[arg-type]
+        data_dir=str(ctx.real_path(directory) / "data"),
+    )
+
+
+@dataclass
+class UnsupportedRuntime(Step):
+    """A DNS64/NAT64 runtime this version cannot drive yet: stops prepare before any change."""
+
+    kind = "unsupported-runtime"
+    runtime: str
+
+    @property
+    def title(self) -> str:
+        return f"DNS64/NAT64 runtime {self.runtime}"
+
+    def plan(self, ctx: Context) -> Outcome:
+        raise HostError(
+            f"general.dns64-nat64-runtime {self.runtime!r} is not available in this version of lazyjack; "
+            "set it to 'native' (named and tayga in a network namespace on this node)"
+        )
+
+    def apply(self, ctx: Context) -> Record:
+        raise AssertionError("plan refuses")
+
+    @classmethod
+    def revert(cls, ctx: Context, record: Record) -> Outcome:
+        return Outcome.noop("nothing was done")
+
+    def plan_remove(self, ctx: Context) -> Outcome:
+        return Outcome.noop("nothing to remove")
