@@ -197,7 +197,7 @@ def _act(args: argparse.Namespace, command: str, config_path: Path, host: str) -
     config = load_config(config_path, host=host, require_token=command in ("prepare", "up"))
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    plan = build_plan(config)
+    plan = build_plan(config, routes_of=host)
     root = Path(args.root).resolve()
     if os.geteuid() != 0 and not args.dry_run:
         raise PreflightError(f"lazyjack {command} changes the host and must run as root (or try --dry-run)")

@@ -15,8 +15,21 @@ def run_validate(path: Path, *, host: str | None, output: str) -> tuple[str, lis
     config = load_config(path, host=host)
     plan = build_plan(config)
     if output == "json":
-        return json.dumps(plan.to_json(), indent=2), list(config.warnings)
+        return dump_plan(plan.to_json()), list(config.warnings)
     return describe_plan(config, plan, host=host), list(config.warnings)
+
+
+def dump_plan(data: dict[str, object]) -> str:
+    """JSON with one line per top-level key and per node: readable, and written by json's fast C encoder."""
+    nodes = data["nodes"]
+    assert isinstance(nodes, dict)
+    head = [f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in data.items() if key != "nodes"]
+    body = [f"    {json.dumps(name)}: {json.dumps(node)}" for name, node in nodes.items()]
+    return "{\n" + ",\n".join([*head, '  "nodes": {\n' + ",\n".join(body) + "\n  }"]) + "\n}"
+
+
+#: Above this many pod routes a node's text summary counts them instead of listing them.
+SUMMARY_AFTER = 16
 
 
 def describe_plan(config: Config, plan: Plan, *, host: str | None = None) -> str:
@@ -50,6 +63,14 @@ def describe_plan(config: Config, plan: Plan, *, host: str | None = None) -> str
             pods = ", ".join(f"{s} (gateway {g})" for s, g in zip(node.pod_subnets, node.pod_gateways, strict=True))
             lines.append(f"  pods: {pods}")
             lines.append(f"  nameserver: {node.nameserver}")
-        for route in node.routes:
+        pod_routes = [r for r in node.routes if r.purpose.startswith("pod subnet of ")]
+        listed = node.routes if host == node.name or len(pod_routes) <= SUMMARY_AFTER else [
+            r for r in node.routes if not r.purpose.startswith("pod subnet of ")
+        ]
+        for route in listed:
             lines.append(f"  route {route.describe()}  [{route.phase}: {route.purpose}]")
+        if len(listed) < len(node.routes):
+            lines.append(f"  routes to the pod subnets of the {len(pod_routes) // max(len(node.pod_subnets), 1)} "
+                         f"other nodes ({len(pod_routes)} routes) via their management addresses  [up]"
+                         f"  (--host {node.name} lists them)")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from ipaddress import (
     IPv6Network,
     ip_network,
 )
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from lazyjack.config.model import Config
@@ -149,9 +149,8 @@ def kubernetes_minor(kubernetes_version: str) -> int | None:
     return int(match.group(2)) if match else None
 
 
-@dataclass(frozen=True)
-class Route:
-    """A static route lazyjack installs on a node."""
+class Route(NamedTuple):
+    """A static route lazyjack installs on a node (a tuple: a big cluster has N*(N-1) of them)."""
 
     destination: IPNet
     gateway: IPAddr
@@ -224,6 +223,14 @@ class Plan:
 
     def to_json(self) -> dict[str, object]:
         """The plan as `lazyjack validate --output json` prints it."""
+        text: dict[object, str] = {}  # the same subnets and gateways recur in every node's routes
+
+        def s(value: object) -> str:
+            found = text.get(value)
+            if found is None:
+                found = text[value] = str(value)
+            return found
+
         nodes: dict[str, object] = {}
         for node in self.nodes.values():
             entry: dict[str, object] = {
@@ -233,10 +240,10 @@ class Plan:
                 "management_addresses": [str(a) for a in node.management],
             }
             if node.is_cluster_node:
-                entry["pod_subnets"] = [str(s) for s in node.pod_subnets]
+                entry["pod_subnets"] = [str(n) for n in node.pod_subnets]
                 entry["pod_gateways"] = [str(g) for g in node.pod_gateways]
                 entry["nameserver"] = str(node.nameserver)
-            entry["routes"] = [{"destination": str(r.destination), "gateway": str(r.gateway)} for r in node.routes]
+            entry["routes"] = [{"destination": s(r.destination), "gateway": s(r.gateway)} for r in node.routes]
             nodes[node.name] = entry
         return {
             "mode": self.mode,
@@ -247,18 +254,21 @@ class Plan:
         }
 
 
-def _pod_routes(node: NodePlan, others: list[NodePlan]) -> list[Route]:
-    """Routes to every other cluster node's pod subnet(s), via its management IP of that family."""
-    routes: list[Route] = []
+def _pod_targets(others: list[NodePlan]) -> list[tuple[str, IPNet, IPAddr, str]]:
+    """(node name, pod subnet, that node's management IP of the subnet's family, purpose) of every cluster node."""
+    targets = []
     for other in others:
-        if other.name == node.name:
-            continue
         for subnet in other.pod_subnets:
             gateway = other.management_of(subnet.version)
-            if gateway is None:
-                continue
-            routes.append(Route(subnet, gateway.ip, f"pod subnet of {other.name}", "up", node.interface))
-    return routes
+            if gateway is not None:
+                targets.append((other.name, subnet, gateway.ip, f"pod subnet of {other.name}"))
+    return targets
+
+
+def _pod_routes(node: NodePlan, targets: list[tuple[str, IPNet, IPAddr, str]]) -> list[Route]:
+    """Routes to every other cluster node's pod subnet(s), via its management IP of that family."""
+    dev = node.interface
+    return [Route(subnet, gw, purpose, "up", dev) for name, subnet, gw, purpose in targets if name != node.name]
 
 
 def _support_routes(config: Config, node: NodePlan, nat64_node: NodePlan | None) -> list[Route]:
@@ -282,8 +292,12 @@ def _support_routes(config: Config, node: NodePlan, nat64_node: NodePlan | None)
     ]
 
 
-def build_plan(config: Config) -> Plan:
-    """Derive the address plan of a validated config."""
+def build_plan(config: Config, *, routes_of: str | None = None) -> Plan:
+    """Derive the address plan of a validated config.
+
+    Routes grow with the square of the node count; `routes_of` names the only node whose
+    routes are computed (a node command needs no other's).
+    """
     service_family = config.service[0].version
     bare: list[NodePlan] = []
     for spec in config.nodes.values():
@@ -298,13 +312,16 @@ def build_plan(config: Config) -> Plan:
                 own = next(a for a in management if a.version == service_family)
                 nameserver = own.ip
         bare.append(NodePlan(spec.name, spec.id, spec.roles, spec.interface, management, subnets, nameserver))
-    cluster_nodes = [n for n in bare if n.is_cluster_node]
+    targets = _pod_targets([n for n in bare if n.is_cluster_node])
     nat64_node = next((n for n in bare if n.is_nat64), None)
     nodes: dict[str, NodePlan] = {}
     for node in bare:
+        if routes_of is not None and node.name != routes_of:
+            nodes[node.name] = node  # only the acting node's routes are needed
+            continue
         routes = _support_routes(config, node, nat64_node)
         if node.is_cluster_node:
-            routes += _pod_routes(node, cluster_nodes)
+            routes += _pod_routes(node, targets)
         nodes[node.name] = NodePlan(
             node.name,
             node.id,

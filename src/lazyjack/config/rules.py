@@ -647,16 +647,7 @@ def validate(source: Source, *, host: str | None = None, require_token: bool = T
         warnings=tuple(warnings),
         source=source,
     )
-    _check_plan(config, source)
     return config
-
-
-def _check_plan(config: Config, source: Source) -> None:
-    """The rules above guarantee the plan can be built; a failure here is a bug worth naming."""
-    try:
-        plan.build_plan(config)
-    except plan.PlanError as exc:
-        raise ConfigError(source.path, [Problem("", f"address plan: {exc}")]) from None
 
 
 __all__ = ["IPv4Address", "IPv4Network", "IPv6Address", "IPv6Network", "timeout_seconds", "validate"]
