@@ -1,0 +1,93 @@
+"""A failure at every step of down and clean: the others are still undone, the failed one stays in the
+journal with its error reported, and running the command again finishes the job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stepkit import EXAMPLE_ROLES, FakeNode, differences, make_node, role_id
+
+from lazyjack.errors import HostError
+from lazyjack.steps import engine
+from lazyjack.steps.base import Context, Outcome, Step
+
+
+@pytest.fixture(autouse=True)
+def no_sudo_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SUDO_USER", raising=False)
+
+
+def _break_one(monkeypatch: pytest.MonkeyPatch, title: str) -> list[str]:
+    """Make the revert of the journal entry titled `title` fail once; returns the calls seen."""
+    seen: list[str] = []
+    real = engine.step_kind
+
+    def broken_kind(kind: str) -> type[Step]:
+        cls = real(kind)
+
+        class Once(cls):  # type: ignore[valid-type,misc]
+            @classmethod
+            def revert(klass, ctx: Context, record: dict[str, Any]) -> Outcome:
+                if record.get("summary") == title and title not in seen:
+                    seen.append(title)
+                    raise HostError(f"injected failure undoing {title}")
+                return cls.revert(ctx, record)
+
+        return Once
+
+    monkeypatch.setattr(engine, "step_kind", broken_kind)
+    return seen
+
+
+def _node(base: Path, example: str, name: str) -> FakeNode:
+    base.mkdir(parents=True)
+    return make_node(base, example, name)
+
+
+def _titles(fake: FakeNode, command: str) -> list[str]:
+    return [e.record.get("summary", e.title) for e in fake.journal().of(command)]
+
+
+@pytest.mark.parametrize(("example", "name"), EXAMPLE_ROLES, ids=[role_id(*r) for r in EXAMPLE_ROLES])
+def test_failure_at_every_step_of_clean(example: str, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    probe = _node(tmp_path / "probe", example, name)
+    probe.run("prepare")
+    titles = _titles(probe, "prepare")
+    assert titles, "prepare journaled nothing"
+    for index, title in enumerate(titles):
+        fake = _node(tmp_path / f"n{index}", example, name)
+        initial = fake.snapshot()
+        fake.run("prepare")
+        with monkeypatch.context() as patch:
+            seen = _break_one(patch, title)
+            with pytest.raises(HostError, match="injected failure") as failure:
+                fake.run("clean")
+            assert seen == [title]
+            assert "1 error" in str(failure.value)
+        assert [e.record.get("summary") for e in fake.journal().of("prepare")] == [title]
+        fake.run("clean")
+        assert differences(initial, fake.snapshot()) == [], title
+
+
+@pytest.mark.parametrize(("example", "name"), EXAMPLE_ROLES, ids=[role_id(*r) for r in EXAMPLE_ROLES])
+def test_failure_at_every_step_of_down(example: str, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    probe = _node(tmp_path / "probe", example, name)
+    probe.run("prepare")
+    probe.run("up")
+    titles = _titles(probe, "up")
+    assert titles, "up journaled nothing"
+    for index, title in enumerate(titles):
+        fake = _node(tmp_path / f"n{index}", example, name)
+        fake.run("prepare")
+        prepared = fake.snapshot()
+        fake.run("up")
+        with monkeypatch.context() as patch:
+            seen = _break_one(patch, title)
+            with pytest.raises(HostError, match="injected failure"):
+                fake.run("down")
+            assert seen == [title]
+        assert [e.record.get("summary") for e in fake.journal().of("up")] == [title]
+        fake.run("down")
+        assert differences(prepared, fake.snapshot()) == [], title
