@@ -197,7 +197,7 @@ CASES = [
     ),
     StepCase(
         "resolv-nameserver-has-bak",
-        with_file("/etc/resolv.conf.bak", "nameserver 192.0.2.99\n", prepare_step("/etc/resolv.conf nameserver")),
+        with_file("/etc/resolv.conf.bak", "nameserver 198.51.100.99\n", prepare_step("/etc/resolv.conf nameserver")),
         "edit /etc/resolv.conf",
         "/etc/resolv.conf already has the entries",
         "/etc/resolv.conf has no lazyjack lines",

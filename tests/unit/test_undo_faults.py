@@ -91,3 +91,19 @@ def test_failure_at_every_step_of_down(example: str, name: str, tmp_path: Path, 
         assert [e.record.get("summary") for e in fake.journal().of("up")] == [title]
         fake.run("down")
         assert differences(prepared, fake.snapshot()) == [], title
+
+
+def test_a_second_clean_keeps_what_the_admin_had(tmp_path: Path) -> None:
+    """The management address was there before lazyjack: neither clean may take it away."""
+    from ipaddress import ip_interface
+
+    fake = _node(tmp_path / "n", "ipv4.yaml", "master")
+    fake.net.link_up("eth1")
+    fake.net.add_address("eth1", ip_interface("10.192.0.2/16"))
+    initial = fake.snapshot()
+    fake.run("prepare")
+    fake.run("clean")
+    assert differences(initial, fake.snapshot()) == []
+    fake.run("clean")
+    assert "no trace of lazyjack" in "\n".join(fake.lines)
+    assert differences(initial, fake.snapshot()) == []

@@ -13,11 +13,13 @@ from lazyjack.config.model import Config
 from lazyjack.config.plan import IPAddr, NodePlan, Plan, Route, kubeadm_api_for, kubernetes_minor
 from lazyjack.errors import CommandFailed, HostError, LazyjackError, PreflightError
 from lazyjack.host import Host
+from lazyjack.host.containers import socket_for
 from lazyjack.render.cni import CONFLIST_NAME, render_conflist
 from lazyjack.render.etcfiles import hosts_with_nodes, resolv_with_nameserver
 from lazyjack.render.kubeadm import render_kubeadm_config
 from lazyjack.render.kubelet import DROPIN_PATH, render_kubelet_dropin
 from lazyjack.steps.base import Context, Step
+from lazyjack.steps.containers import container_steps
 from lazyjack.steps.engine import RunResult, apply_steps, remove_steps, revert_entries
 from lazyjack.steps.files import KubeadmConfigFile, ManagedFile, MarkedEdit
 from lazyjack.steps.journal import Journal
@@ -99,6 +101,18 @@ def dns64_nat64_steps(ctx: Context) -> list[Step]:
     config, node = ctx.config, ctx.node
     assert config.support_net is not None
     runtime = config.general.dns64_nat64_runtime
+    if runtime in ("docker", "podman"):
+        # The engine's bridge holds the support network's gateways; the kernel picks it for the routes.
+        engine_routes = [r._replace(device=None) for r in node.routes if r.phase == "prepare"]
+        return [
+            Sysctl("net.ipv4.ip_forward", "1"),
+            *container_steps(ctx, runtime, socket_for(runtime)),
+            Routes("the DNS64 prefix and NAT64 pool", engine_routes),
+            # Engines masquerade their networks only with their own iptables rules on (often off on
+            # Kubernetes nodes), and docker's FORWARD chain drops new IPv6 connections into the bridge.
+            Masquerade(config.support_net.v4cidr, config.support_net.cidr,
+                       ctx.host.net.default_route_dev(socket.AF_INET)),
+        ]
     if runtime != "native":
         return [UnsupportedRuntime(runtime)]
     netns = support_netns(ctx.root)
@@ -382,12 +396,34 @@ def _down(ctx: Context, journal: Journal, opts: NodeRun) -> RunResult:
     return result
 
 
+def lazyjack_traces(ctx: Context) -> list[str]:
+    """What shows that lazyjack (1.x or this one) prepared this node, without a journal."""
+    from lazyjack.render.etcfiles import has_markers
+
+    files, traces = ctx.host.files, []
+    for path in ("/etc/hosts", "/etc/resolv.conf"):
+        text = files.read_text(path)
+        if text is not None and has_markers(text):
+            traces.append(f"markers in {path}")
+    for path in (DROPIN_PATH, f"{CNI_DIR}/{CONFLIST_NAME}", kubeadm_conf_path(ctx)):
+        if files.exists(path):
+            traces.append(path)
+    if ctx.host.net.link_exists(SUPPORT_LINK):
+        traces.append(SUPPORT_LINK)
+    return traces
+
+
 def _clean(ctx: Context, journal: Journal, opts: NodeRun) -> RunResult:
     leftover_up = journal.of("up")
     if leftover_up:
         ctx.report("  (`up` was not undone: undoing it first, as `lazyjack down` would)")
     entries = journal.of("prepare")
     result = RunResult()
+    if not leftover_up and not entries and not lazyjack_traces(ctx):
+        # No journal and nothing of lazyjack's: a node cleaned before, or never prepared.
+        # Undoing "from the configuration" here would take away what the admin set up.
+        ctx.report("  · no journal and no trace of lazyjack (markers, drop-in, CNI config, support network)")
+        return result
     if leftover_up or not entries:
         # Without a journal (a node prepared by 1.x) up may have run too: undo it from the configuration.
         result = _down(ctx, journal, opts)
