@@ -86,6 +86,7 @@ EXPECTED_ALLOW_AAAA = """\
 options {
     directory "/var/bind";
     pid-file "/run/lazyjack/named.pid";
+    session-keyfile "/run/lazyjack/session.key";
     listen-on-v6 { fd00:10::100; ::1; };
     listen-on { none; };
     allow-query { any; };

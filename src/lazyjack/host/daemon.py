@@ -44,8 +44,9 @@ def _alive(pid: int) -> bool:
 class Daemons:
     """Starts programs detached (own session, output to a log file) and stops them by pid file.
 
-    A pid file is trusted only if /proc says the process runs the expected program, so a
-    recycled pid is never signalled.
+    A pid file is trusted only if /proc says the process runs the expected program with a
+    file beside the pid file (its configuration) on its command line, so a recycled pid is
+    never signalled: after a reboot the host's own bind9 may well hold the pid our named had.
     """
 
     def start(self, argv: list[str], *, pid_file: Path, log_file: Path) -> int:
@@ -74,7 +75,10 @@ class Daemons:
             pid = int(pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        if not _alive(pid) or not any(Path(arg).name == program for arg in _cmdline(pid)):
+        argv = _cmdline(pid)
+        if not _alive(pid) or not any(Path(arg).name == program for arg in argv):
+            return None
+        if not any(Path(arg).parent == pid_file.parent for arg in argv if arg.startswith("/")):
             return None
         return pid
 

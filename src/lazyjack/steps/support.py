@@ -360,6 +360,9 @@ def named_conf(ctx: Context, directory: str) -> str:
         forwarder=dns64.remote_server,  # type: ignore[arg-type]
         allow_aaaa=ctx.config.allow_aaaa,
         directory=str(real),
+        # Not named's default /run/named/named.pid: that is the host's own bind9's, which ours
+        # would overwrite and then delete when it stops.
+        pid_file=str(real / "named.pid"),
         listen_on_v6=[dns64.ip],  # type: ignore[list-item]
     )
 

@@ -1,0 +1,187 @@
+"""DNS64/NAT64 with the native runtime, end to end: an IPv6-only node reaches an IPv4-only site by name.
+
+my-master (master, dns64, nat64) runs named and tayga in its support namespace; its uplink
+leads to a simulated IPv4 internet (tests/e2e/internet.py) with an authoritative DNS server
+and a web server. a-minion, IPv6 only, resolves, fetches and pings through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
+
+import pytest
+from internet import UPLINK, ZONE, Internet, internet
+
+from lazyjack.steps.support import RULE_COMMENT, SUPPORT_LINK, support_netns
+from netns.cluster import EXAMPLES, Cluster, Node, make_cluster, sh
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("e2e_programs")]
+
+MASTER, MINION = "my-master", "a-minion"
+# From the example config (src/lazyjack/examples/ipv6.yaml).
+REMOTE_DNS = IPv4Address("203.0.113.53")
+DNS64_SERVER = IPv6Address("fd00:10::100")
+# The records of the simulated internet, embedded in the DNS64 prefix fd00:10:64:ff9b::/96.
+WWW_SYNTHESISED = IPv6Address("fd00:10:64:ff9b::cb00:7150")  # 203.0.113.80
+DUAL_SYNTHESISED = IPv6Address("fd00:10:64:ff9b::cb00:7151")  # 203.0.113.81
+DUAL_REAL = IPv6Address("2001:db8:80::80")
+SERVERS = ("named", "tayga")
+STOP_TIMEOUT = 5.0
+
+
+@dataclass
+class Lab:
+    cluster: Cluster
+    net: Internet
+    allow_aaaa: bool
+
+    @property
+    def master(self) -> Node:
+        return self.cluster.nodes[MASTER]
+
+    @property
+    def minion(self) -> Node:
+        return self.cluster.nodes[MINION]
+
+
+def _config_text(*, allow_aaaa: bool) -> str:
+    text = (EXAMPLES / "ipv6.yaml").read_text()
+    for needle in ("dns64-nat64-runtime: native", f"remote_server: {REMOTE_DNS}", f"ip: {DNS64_SERVER}",
+                   "cidr: fd00:10:64:ff9b::/96", "allow_aaaa_use: false"):
+        assert needle in text, f"the example config changed: {needle!r} is gone"
+    return text.replace("allow_aaaa_use: false", f"allow_aaaa_use: {str(allow_aaaa).lower()}")
+
+
+def _cmdline(pid: int) -> list[str]:
+    """The process's arguments; none for a process gone or a zombie."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def server_pids(root: Path) -> dict[str, list[int]]:
+    """named and tayga processes whose command line mentions the sandbox `root`, by program."""
+    found: dict[str, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        argv = _cmdline(int(entry.name))
+        if argv and Path(argv[0]).name in SERVERS and any(Path(arg).is_relative_to(root) for arg in argv):
+            found.setdefault(Path(argv[0]).name, []).append(int(entry.name))
+    return found
+
+
+def _kill_servers(root: Path) -> None:
+    pids = [pid for group in server_pids(root).values() for pid in group]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while any(_cmdline(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _namespaces() -> set[str]:
+    return {line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines() if line.strip()}
+
+
+@pytest.fixture(params=[False, True], ids=["synthesised", "allow-aaaa"])
+def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab]:
+    allow_aaaa: bool = request.param
+    cluster = make_cluster(tmp_path, _config_text(allow_aaaa=allow_aaaa), [MASTER, MINION])
+    tag = cluster.namespaces[0].rsplit("-", 1)[0]  # "ljt-<tag>" of make_cluster's namespaces
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(cluster.destroy)
+        for node in cluster.nodes.values():
+            # Whatever a failed run left: the servers (never reaped by a clean that did not run) and
+            # the support namespace, which outlives the node's namespace.
+            cleanup.callback(sh, "ip", "netns", "del", support_netns(node.root), check=False)
+            cleanup.callback(_kill_servers, node.root)
+        net = cleanup.enter_context(
+            internet(tmp_path / "internet", netns=f"{tag}-inet", node_netns=cluster.nodes[MASTER].netns,
+                     dns=REMOTE_DNS)
+        )
+        yield Lab(cluster, net, allow_aaaa)
+
+
+def _dig_aaaa(node: Node, name: str) -> list[IPv6Address]:
+    out = node.exec("dig", "+short", "+time=2", "+tries=2", "AAAA", name, f"@{DNS64_SERVER}").stdout
+    return [IPv6Address(line) for line in out.split()]
+
+
+def _dig_soa(net: Internet) -> bool:
+    argv = ["ip", "netns", "exec", net.netns, "dig", "+short", "+time=2", "+tries=1", f"@{net.dns}", "SOA", ZONE]
+    return bool(sh(*argv).stdout.strip())
+
+
+def _iptables_rules(node: Node) -> str:
+    tables = [(program, table) for program in ("iptables", "ip6tables") for table in ("filter", "nat")]
+    return "\n".join(node.exec(program, "-w", "5", "-t", table, "-S").stdout for program, table in tables)
+
+
+def test_ipv6_only_node_reaches_ipv4_site_by_name(lab: Lab) -> None:
+    cluster, master, minion = lab.cluster, lab.master, lab.minion
+    support = support_netns(master.root)
+    before = cluster.snapshots()
+    assert UPLINK in before[MASTER]["links"]
+
+    out = cluster.ok(MASTER, "prepare")
+    assert "NAT64 server (tayga)" in out and "DNS64 server (named)" in out, out
+    cluster.ok(MINION, "prepare")
+    pids = server_pids(master.root)
+    assert sorted(pids) == sorted(SERVERS) and all(len(p) == 1 for p in pids.values()), pids
+    assert support in _namespaces()
+    # named keeps its pid file in the work area, away from the host's own bind9 (/run/named).
+    assert (master.root / "tmp/lazyjack/dns64/data/named.pid").read_text().split() == [str(pids["named"][0])]
+    assert RULE_COMMENT in _iptables_rules(master)
+
+    # The minion resolves an IPv4-only name to an address of the NAT64 prefix, and reaches it.
+    assert _dig_aaaa(minion, "www.lab.example") == [WWW_SYNTHESISED]
+    page = minion.exec("curl", "-6", "-s", "-g", "--max-time", "5", f"http://[{WWW_SYNTHESISED}]/").stdout
+    assert page == lab.net.page
+    minion.exec("ping", "-6", "-c", "1", "-W", "2", str(WWW_SYNTHESISED))
+    # A name with a real AAAA keeps it only when allow_aaaa_use says so.
+    assert _dig_aaaa(minion, "dual.lab.example") == ([DUAL_REAL] if lab.allow_aaaa else [DUAL_SYNTHESISED])
+
+    # prepare again: the servers keep running, nothing changes.
+    out = cluster.ok(MASTER, "prepare")
+    assert "nothing to change" in out, out
+    running = [line for line in out.splitlines() if "running (pid" in line]
+    assert len(running) == 2 and any("named" in line for line in running) and any("tayga" in line for line in running), out
+    assert server_pids(master.root) == pids
+
+    # clean, twice, on both: no server, no support namespace or link, no rule; all as before.
+    for name in (MINION, MASTER):
+        cluster.ok(name, "clean")
+        out = cluster.ok(name, "clean")
+        assert "nothing to change" in out, out
+    for node in cluster.nodes.values():
+        assert server_pids(node.root) == {}
+        assert support_netns(node.root) not in _namespaces()
+    assert SUPPORT_LINK not in master.snapshot()["links"]
+    assert RULE_COMMENT not in _iptables_rules(master)
+    assert cluster.snapshots() == before
+
+    # A stale pid file (say, after a reboot) whose pid now belongs to another named is not trusted:
+    # prepare starts its own named and leaves that one alone; clean stops only its own.
+    other = lab.net.processes[0]  # the internet's named: same program, other configuration
+    stale = master.root / "tmp/lazyjack/dns64/named.pid"
+    stale.parent.mkdir(parents=True)
+    stale.write_text(f"{other.pid}\n")
+    out = cluster.ok(MASTER, "prepare")
+    assert any("DNS64 server (named): start named" in line for line in out.splitlines()), out
+    assert other.poll() is None and _dig_soa(lab.net)
+    ours = server_pids(master.root)["named"]
+    assert stale.read_text().split() == [str(ours[0])]
+    cluster.ok(MASTER, "clean")
+    assert other.poll() is None and _dig_soa(lab.net)
+    assert server_pids(master.root) == {}
