@@ -68,7 +68,10 @@ def translate_go_flags(argv: Sequence[str]) -> list[str]:
     """Rewrite lazyjack 1.x flag spellings (`-config FILE`, `-host=NAME`, `-v 4`) to ours."""
     out: list[str] = []
     skip_next = False
-    for arg in argv:
+    for i, arg in enumerate(argv):
+        if arg == "--":  # the rest belongs to another program (`lab exec NODE -- CMD`)
+            out += argv[i:]
+            break
         if skip_next:
             skip_next = False
             continue
@@ -92,7 +95,7 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument(
         "-c",
         "--config",
-        default=default("config.yaml"),
+        default=default(None),  # None: not given (`lab` has its own default); config.yaml otherwise
         metavar="FILE",
         help="the cluster's configuration file (default: config.yaml)",
     )
@@ -130,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         "130/143 interrupted by SIGINT/SIGTERM (this run's changes rolled back).",
     )
     _common(parser, suppress=False)
-    sub = parser.add_subparsers(dest="command", metavar="{" + "|".join(COMMANDS) + "}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{" + "|".join((*COMMANDS, "lab")) + "}",
+                                parser_class=_Parser)
     helps = {
         "init": "make the CA and bootstrap token (master; not needed when insecure)",
         "prepare": "prepare this node: addresses, routes, hosts/resolv.conf, kubeadm config",
@@ -158,7 +162,81 @@ def build_parser() -> argparse.ArgumentParser:
             phases = "; ".join(f"{k}: {v}" for k, v in UP_PHASES.items())
             cmd.add_argument("--skip-phases", default="", metavar="LIST",
                              help=f"comma-separated phases to skip ({phases})")
+    _add_lab_parser(sub)
     return parser
+
+
+def _add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    about = "build a config's topology on this machine in network namespaces and run lazyjack in them"
+    lab = sub.add_parser("lab", help=about, description=about + " (like kind for kubeadm)")
+    commands = lab.add_subparsers(dest="lab_command", metavar="{up|check|down|status|exec}", parser_class=_Parser)
+    helps = {
+        "up": "make the namespaces, switch, simulated internet and sandboxes; run init, prepare and up",
+        "check": "make a test pod per node with the real CNI plugins; check pings, DNS64 and NAT64",
+        "down": "delete the test pods, run down and clean, check the nodes, remove everything of the lab",
+        "status": "show the labs and what they hold",
+        "exec": "run a command in a node's namespace (NODE, NODE-pod, internet or switch)",
+    }
+    for name, text in helps.items():
+        cmd = commands.add_parser(name, help=text, description=text)
+        if name != "status":
+            cmd.add_argument("-c", "--config", default=argparse.SUPPRESS, metavar="FILE",
+                             help="the lab's configuration (lab up default: the packaged ipv6.yaml)")
+        cmd.add_argument("--name", default=None, metavar="NAME",
+                         help="the lab's name (default: the config file's name, or the only lab there is)")
+        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        if name in ("up", "down"):
+            cmd.add_argument("-V", "--verbose", type=int, default=argparse.SUPPRESS, metavar="N",
+                             help="1: show the output of every lazyjack run in the nodes")
+        if name == "up":
+            cmd.add_argument("--skip-phases", default=None, metavar="LIST",
+                             help="phases of up to skip (default: kubelet and kubeadm when not installed)")
+        if name == "exec":
+            cmd.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                             help="stop the command after this long (default: no limit, it is interactive)")
+            cmd.add_argument("target", metavar="NODE")
+            cmd.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD",
+                             help="the command and its arguments (default: $SHELL)")
+
+
+def _run_lab(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from lazyjack.lab import checks
+    from lazyjack.lab import commands as lab
+
+    if args.lab_command is None:
+        raise UsageError("lab needs a command: up|check|down|status|exec")
+    tools = lab.Tools()
+    config = Path(args.config) if args.config else None
+
+    def report(line: str) -> None:
+        print(line, flush=True)
+
+    if args.lab_command == "up":
+        skip = None if args.skip_phases is None else [p.strip() for p in args.skip_phases.split(",") if p.strip()]
+        lab.lab_up(tools, config_path=config, name=args.name, report=report, skip_phases=skip,
+                   verbose=args.verbose > 0)
+        return EXIT_OK
+    if args.lab_command == "status":
+        print("\n".join(lab.lab_status(tools, name=args.name)))
+        return EXIT_OK
+    if args.lab_command == "exec":
+        argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+        command, env = lab.exec_argv(name=args.name, target=args.target, argv=argv)
+        try:
+            return subprocess.run(command, env={**os.environ, **env}, timeout=args.timeout).returncode
+        except subprocess.TimeoutExpired:
+            print(f"lazyjack: lab exec: stopped after {args.timeout:g}s", file=sys.stderr)
+            return EXIT_FAILED
+    name = lab.resolve_lab(args.name, config)
+    if args.lab_command == "check":
+        found = lab.lab_check(tools, name=name, report=report)
+        print("\n".join(checks.table(found)))
+        failed = sum(not c.ok for c in found)
+        print(f"{len(found) - failed} of {len(found)} checks passed" + (f", {failed} failed" if failed else ""))
+        return EXIT_OK if not failed else EXIT_FAILED
+    return EXIT_OK if lab.lab_down(tools, name=name, report=report, verbose=args.verbose > 0) else EXIT_FAILED
 
 
 def _examples_hint() -> str:
@@ -174,9 +252,11 @@ def _run(args: argparse.Namespace, out: list[str]) -> int:
     if command == "version":
         out.append(f"lazyjack version {__version__}")
         return EXIT_OK
-    config_path = Path(args.config)
+    if command == "lab":
+        return _run_lab(args)
+    config_path = Path(args.config or "config.yaml")
     if not config_path.exists():
-        raise ConfigError(str(config_path), [_missing_config(args.config)])
+        raise ConfigError(str(config_path), [_missing_config(str(config_path))])
     if command == "validate":
         from lazyjack.commands.validate import run_validate
 

@@ -87,6 +87,7 @@ options {
     directory "/var/bind";
     pid-file "/run/lazyjack/named.pid";
     session-keyfile "/run/lazyjack/session.key";
+    lock-file "/run/lazyjack/named.lock";
     listen-on-v6 { fd00:10::100; ::1; };
     listen-on { none; };
     allow-query { any; };

@@ -56,7 +56,6 @@ def render_conflist(
         "ranges": [
             [{"subnet": str(subnet), "gateway": str(gateway)}] for subnet, gateway in ranges
         ],
-        "routes": [{"dst": _DEFAULT_ROUTE[version]} for version in families],
     }
     plugin_conf: dict[str, Any]
     if plugin == "bridge":
@@ -72,6 +71,9 @@ def render_conflist(
             "ipam": ipam,
         }
     elif plugin == "ptp":
+        # ptp sets no default route of its own: IPAM lists one per family. (For bridge,
+        # isDefaultGateway adds them; listing them in IPAM too makes the plugin fail with EEXIST.)
+        ipam["routes"] = [{"dst": _DEFAULT_ROUTE[version]} for version in families]
         plugin_conf = {"type": "ptp", "ipMasq": True, "mtu": mtu, "ipam": ipam}
     else:
         # Literal does not stop a caller that skips type checking (e.g. a value from YAML).

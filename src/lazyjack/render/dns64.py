@@ -40,10 +40,11 @@ def render_named_conf(
     ]
     if pid_file is not None:
         lines.append(f"    pid-file {_quoted('pid_file', pid_file)};")
-        # Next to the pid file, not bind9's default /run/named/session.key, which belongs to a
-        # bind9 the host may run itself (nsupdate -l reads it).
-        session_key = pid_file.rsplit("/", 1)[0] + "/session.key" if "/" in pid_file else "session.key"
-        lines.append(f"    session-keyfile {_quoted('pid_file', session_key)};")
+        # Next to the pid file, not in bind9's default /run/named/, which belongs to a bind9
+        # the host may run itself (nsupdate -l reads its session.key).
+        base = pid_file.rsplit("/", 1)[0] if "/" in pid_file else "."
+        lines.append(f"    session-keyfile {_quoted('pid_file', base + '/session.key')};")
+        lines.append(f"    lock-file {_quoted('pid_file', base + '/named.lock')};")
     lines += [
         f"    listen-on-v6 {{ {listen_v6} }};",
         # Clients of a DNS64 server are IPv6-only by definition, and an IPv4 listener on

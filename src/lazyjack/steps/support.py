@@ -220,6 +220,8 @@ class NativeServer(Step):
                 ctx.host.daemons.stop(paths["pid"], program=self.program)
                 raise CommandFailed(argv, None, log, reason="did not start listening on port 53 within 10s")
         except BaseException:
+            # Started but then failed or interrupted: stop it before its pid file goes.
+            ctx.host.daemons.stop(paths["pid"], program=self.program)
             self._forget_files(ctx, self.directory, self.program, created_dirs=created)
             raise
         return {"netns": self.netns, "program": self.program, "directory": self.directory,

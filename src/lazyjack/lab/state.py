@@ -1,0 +1,217 @@
+"""The lab's state file: everything `lab up` made, recorded before it is made, so `lab down` can undo any part of it."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lazyjack.lab import LabError
+
+#: Where labs keep their state, one directory per lab.
+STATE_BASE = Path("/var/lib/lazyjack-lab")
+STATE_FILE = "lab.json"
+LOCK_FILE = ".lock"
+LOCK_WAIT = 600.0
+FORMAT = 1
+_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,19}")
+
+# Phases of a lab, as `lab status` shows them.
+CREATING, UP, FAILED, INTERRUPTED, DELETING = "creating", "up", "failed", "interrupted", "deleting"
+
+
+def lab_name_for(config: Path) -> str:
+    """The default lab name: the config file's stem, lower case, other characters made '-'."""
+    name = re.sub(r"[^a-z0-9-]+", "-", config.stem.lower()).strip("-")[:20].strip("-")
+    return name or "lab"
+
+
+def check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise LabError(f"lab name {name!r} is not valid: use 1-20 of a-z, 0-9 and '-', starting with a letter or digit")
+    return name
+
+
+def lab_dir(name: str, *, base: Path = STATE_BASE) -> Path:
+    return base / check_name(name)
+
+
+def lab_names(*, base: Path = STATE_BASE) -> list[str]:
+    """Names of the labs that have a state file."""
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if (p / STATE_FILE).is_file())
+
+
+@dataclass
+class NodeState:
+    """One node of the lab: its namespace, sandbox, config copy, and what ran on it."""
+
+    name: str
+    netns: str
+    interface: str
+    roles: list[str]
+    directory: str  # holds root/, config.yaml, logs/, cni/ and snapshot.json
+    ran: list[str] = field(default_factory=list)  # lazyjack commands started on it, in order
+    pod_netns: str | None = None
+    pod_result: dict[str, Any] | None = None
+
+    @property
+    def root(self) -> Path:
+        return Path(self.directory) / "root"
+
+    @property
+    def config(self) -> Path:
+        return Path(self.directory) / "config.yaml"
+
+    @property
+    def logs(self) -> Path:
+        return Path(self.directory) / "logs"
+
+    @property
+    def cni_data(self) -> Path:
+        """host-local IPAM's data directory for the test pod (outside the sandbox, so it never shows in it)."""
+        return Path(self.directory) / "cni"
+
+    @property
+    def snapshot(self) -> Path:
+        return Path(self.directory) / "snapshot.json"
+
+    @property
+    def is_cluster_node(self) -> bool:
+        return "master" in self.roles or "minion" in self.roles
+
+    @property
+    def is_master(self) -> bool:
+        return "master" in self.roles
+
+    @property
+    def is_nat64(self) -> bool:
+        return "nat64" in self.roles
+
+
+@dataclass
+class Daemon:
+    """A process the lab started itself (the internet's servers), found again by its pid file."""
+
+    name: str
+    program: str
+    pid_file: str
+
+
+@dataclass
+class LabState:
+    """The state file's content. `save()` after every change: an interrupted `lab up` leaves a true record."""
+
+    name: str
+    directory: str
+    source_config: str
+    mode: str
+    created: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+    phase: str = CREATING
+    detail: str = ""
+    #: every namespace the lab made or is about to make, in creation order
+    namespaces: list[str] = field(default_factory=list)
+    daemons: list[Daemon] = field(default_factory=list)
+    nodes: dict[str, NodeState] = field(default_factory=dict)
+    skip_phases: list[str] = field(default_factory=list)
+    internet: dict[str, str] = field(default_factory=dict)
+    format: int = FORMAT
+
+    @property
+    def path(self) -> Path:
+        return Path(self.directory) / STATE_FILE
+
+    @property
+    def lab_config(self) -> Path:
+        """The lab's copy of the config (runtime set to native when unset)."""
+        return Path(self.directory) / "config.yaml"
+
+    def add_namespace(self, name: str) -> None:
+        """Record a namespace before creating it: deleting one that was never made is a no-op."""
+        if name not in self.namespaces:
+            self.namespaces.append(name)
+            self.save()
+
+    def save(self) -> None:
+        data = json.dumps(asdict(self), indent=2) + "\n"
+        directory = Path(self.directory)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{STATE_FILE}.")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, directory: Path) -> LabState:
+        path = directory / STATE_FILE
+        try:
+            raw: dict[str, Any] = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise LabError(f"no lab state in {directory} ({STATE_FILE} is missing)") from None
+        except (OSError, ValueError) as exc:
+            raise LabError(f"cannot read the lab state {path}: {exc}") from None
+        if raw.get("format") != FORMAT:
+            raise LabError(f"{path} has format {raw.get('format')!r}; this lazyjack reads format {FORMAT}")
+        raw["daemons"] = [Daemon(**d) for d in raw.get("daemons", [])]
+        raw["nodes"] = {name: NodeState(**n) for name, n in raw.get("nodes", {}).items()}
+        return cls(**raw)
+
+
+@contextlib.contextmanager
+def lab_lock(base: Path = STATE_BASE, *, wait: Callable[[str], None] = lambda _line: None) -> Iterator[None]:
+    """One lab command at a time on this machine: labs share namespace names (`lj-<node>`).
+
+    Without it, a second `lab up` of the same nodes could record namespaces another lab made,
+    and its `lab down` would delete them. The lock file exists only while held; the base
+    directory goes too when nothing else is in it.
+    """
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = base / LOCK_FILE
+    deadline = time.monotonic() + LOCK_WAIT
+    told = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if time.monotonic() > deadline:
+                raise LabError(f"another lazyjack lab command (pid {holder}) holds {path}; try again later") from None
+            if not told:
+                wait(f"waiting for another lazyjack lab command (pid {holder}) to finish ...")
+                told = True
+            time.sleep(0.1)
+            continue
+        # The holder before us may have removed the file after we opened it: lock the one that is there now.
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.unlink(path)
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            base.rmdir()  # only when no lab is left

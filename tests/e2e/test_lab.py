@@ -1,0 +1,294 @@
+"""`lazyjack lab up && lab check && lab down` on real namespaces, daemons and CNI plugins, in every mode.
+
+Each test runs the CLI as a subprocess, as a user would, and ends with nothing of the lab left:
+no namespaces, no processes, no state directory. A lab a test leaves behind on failure is
+removed by `lab down` in the fixture.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from lazyjack.config import load_config
+from lazyjack.lab.state import STATE_BASE
+from lazyjack.lab.topology import NETNS_DIR, processes_using
+from lazyjack.steps.support import support_netns
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "lazyjack" / "examples"
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+LOCK_WAIT = 600.0
+
+# IPv6 with node IDs of two hex digits (10 -> ::a, 18 -> ::12, 171 -> ::ab), ptp, a real `init`
+# (not insecure), and no dns64-nat64-runtime: the lab must write `native` into its copy.
+IPV6_IDS = """\
+general:
+    plugin: ptp
+    mode: ipv6
+    kubernetes-version: v1.31.0
+    insecure: false
+topology:
+    gw-master:
+        interface: eth1
+        opmodes: master dns64 nat64
+        id: 10
+    gw-minion-a:
+        interface: eth1
+        opmodes: minion
+        id: 18
+    gw-minion-b:
+        interface: eth1
+        opmodes: minion
+        id: 171
+support_net:
+    cidr: fd00:10::/64
+    v4cidr: 172.18.0.0/16
+mgmt_net:
+    cidr: fd00:20::/64
+pod_net:
+    cidr: fd00:40::/72
+    mtu: 1400
+service_net:
+    cidr: fd00:30::/110
+nat64:
+    v4_cidr: 172.18.0.128/25
+    v4_ip: 172.18.0.200
+    ip: fd00:10::200
+dns64:
+    remote_server: 203.0.113.53
+    cidr: fd00:10:64:ff9b::/96
+    ip: fd00:10::100
+"""
+
+# Dual-stack with IPv4 first everywhere, the bridge plugin, and IDs >= 10.
+DUAL_V4_FIRST = """\
+general:
+    plugin: bridge
+    mode: dual-stack
+    kubernetes-version: v1.31.0
+    insecure: true
+topology:
+    ds-master:
+        interface: eth1
+        opmodes: master
+        id: 12
+    ds-minion:
+        interface: eth1
+        opmodes: minion
+        id: 200
+mgmt_net:
+    cidr: 10.192.0.0/16
+    cidr2: fd00:20::/64
+pod_net:
+    cidr: 10.244.0.0/16
+    cidr2: fd00:40::/72
+service_net:
+    cidr: 10.96.0.0/12
+    cidr2: fd00:30::/110
+"""
+
+CONFIGS = {
+    "ipv6": (EXAMPLES / "ipv6.yaml").read_text(),
+    "ipv4": (EXAMPLES / "ipv4.yaml").read_text(),
+    "dual-stack": (EXAMPLES / "dual-stack.yaml").read_text(),
+    "ipv6-ids": IPV6_IDS,
+    "dual-v4-first": DUAL_V4_FIRST,
+}
+
+
+def lab(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "PYTHONPATH": SRC, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "lazyjack", "lab", *args], capture_output=True, text=True,
+                          env=environ, timeout=timeout)
+
+
+def ok(*args: str, env: dict[str, str] | None = None) -> str:
+    result = lab(*args, env=env)
+    assert result.returncode == 0, f"lab {' '.join(args)}: rc={result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+class Lab:
+    """A lab's name and config, and what must be gone after `lab down`."""
+
+    def __init__(self, tmp_path: Path, name: str, text: str) -> None:
+        self.name = name
+        self.config = tmp_path / f"{name}.yaml"
+        self.config.write_text(text)
+        self.spec = load_config(self.config, require_token=False)
+        self.directory = STATE_BASE / name
+
+    def namespaces(self) -> list[str]:
+        names = [f"ljlab-{self.name}-switch", f"ljlab-{self.name}-inet"]
+        for node, spec in self.spec.nodes.items():
+            names += [f"lj-{node}", f"lj-{node}-pod"]
+            if "nat64" in spec.roles:
+                names.append(support_netns((self.directory / "nodes" / node / "root").resolve()))
+        return names
+
+    def leftovers(self) -> list[str]:
+        found = [f"namespace {n}" for n in self.namespaces() if (NETNS_DIR / n).exists()]
+        found += [f"process {pid}" for pid in processes_using(self.directory)]
+        if self.directory.exists():
+            found.append(f"directory {self.directory}")
+        return found
+
+    def down(self) -> str:
+        out = ok("down", "--name", self.name)
+        assert self.leftovers() == []
+        return out
+
+
+MakeLab = Callable[[str, str], Lab]
+
+
+@pytest.fixture
+def serial() -> Iterator[None]:
+    """One lab test at a time, also across pytest runs: labs of the same nodes share namespace names.
+
+    The lock is on this file, which exists anyway, so the lock leaves nothing behind.
+    """
+    with open(__file__, "rb") as me:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(me.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"another run held the lab test lock for {LOCK_WAIT:g}s"
+                time.sleep(0.2)
+        yield
+
+
+@pytest.fixture
+def make_lab(tmp_path: Path, e2e_programs: None, serial: None) -> Iterator[MakeLab]:
+    """make_lab(name, config_text): a Lab; `lab down` at the end if a failed test left it."""
+    made: list[Lab] = []
+
+    def make(name: str, text: str) -> Lab:
+        made.append(Lab(tmp_path, name, text))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for one in made:
+            if one.directory.exists():
+                lab("down", "--name", one.name)
+
+
+def _lines_with(out: str, text: str) -> list[int]:
+    return [i for i, line in enumerate(out.splitlines()) if text in line]
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_up_check_down(make_lab: MakeLab, name: str) -> None:
+    one = make_lab(name, CONFIGS[name])
+    spec = one.spec
+    master = next(n for n, s in spec.nodes.items() if s.is_master)
+    nat64 = next((n for n, s in spec.nodes.items() if "nat64" in s.roles), None)
+    minions = [n for n, s in spec.nodes.items() if "minion" in s.roles]
+
+    out = ok("up", "--config", str(one.config))
+    assert "--skip-phases kubelet,kubeadm" in out  # neither is installed here; the lab says so
+    for node in spec.nodes:
+        assert _lines_with(out, f" ✓ prepare on {node} ")
+    if nat64:  # the DNS64/NAT64 node is prepared before every other node
+        first = _lines_with(out, f" ✓ prepare on {nat64} ")[0]
+        assert all(first < _lines_with(out, f" ✓ prepare on {n} ")[0] for n in spec.nodes if n != nat64)
+    up_master = _lines_with(out, f" ✓ up on {master} ")[0]
+    assert all(up_master < _lines_with(out, f" ✓ up on {m} ")[0] for m in minions)
+    assert ("✓ init on" in out) == (not spec.general.insecure)
+    if name == "ipv6-ids":
+        assert "dns64-nat64-runtime: native (unset in the config)" in out
+    assert f"Lab {name!r} is up" in out
+
+    status = ok("status", "--name", name)
+    assert f"lab {name}: up" in status
+
+    result = lab("check", "--name", name)
+    kinds = ("test pod", "node ping", "pod ping", "DNS64", "NAT64")
+    rows = [line for line in result.stdout.splitlines() if line.startswith(kinds)]
+    failed = [row for row in rows if "✗" in row]
+    assert result.returncode == 0 and not failed, f"{result.stdout}\n{result.stderr}"
+    nodes, families = len(spec.nodes), len(spec.mgmt)
+    cluster = sum(s.is_cluster_node for s in spec.nodes.values())
+    expected = nodes * (nodes - 1) * families + cluster * (cluster - 1) * len(spec.pod)
+    expected += 2 * cluster if spec.mode == "ipv6" else 0
+    assert len(rows) == expected, result.stdout
+    assert len(_lines_with(result.stdout, " ✓ Test pod on ")) == cluster
+
+    if name == "dual-stack":  # a second check reuses the pods and their addresses
+        again = lab("check", "--name", name)
+        assert again.returncode == 0, again.stdout
+        pods = [line.split("(")[:2] for line in result.stdout.splitlines() if "Test pod on" in line]
+        assert [line.split("(")[:2] for line in again.stdout.splitlines() if "Test pod on" in line] == pods
+
+    if name == "ipv4":  # exec reaches the node's namespace and sandbox, and passes the exit code back
+        probe = lab("exec", "--name", name, master, "--", "sh", "-c",
+                    'ip -br link show eth1 && test -f "$LAZYJACK_LAB_ROOT/etc/cni/net.d/00-lazyjack.conflist"; exit 7')
+        assert probe.returncode == 7, probe.stderr
+        assert probe.stdout.startswith("eth1"), probe.stdout
+        again = lab("up", "--config", str(one.config))
+        assert again.returncode == 1 and f"lab {name!r} exists" in again.stderr
+
+    out = one.down()
+    for node in spec.nodes:
+        assert f" ✓ {node} is back to its state before prepare" in out
+    assert _lines_with(out, f" ✓ down on {master} ")[0] > max([_lines_with(out, f" ✓ down on {m} ")[0] for m in minions])
+    if nat64:
+        last = _lines_with(out, f" ✓ clean on {nat64} ")[0]
+        assert all(last > _lines_with(out, f" ✓ clean on {n} ")[0] for n in spec.nodes if n != nat64)
+
+
+def test_down_after_a_failed_up(make_lab: MakeLab, tmp_path: Path) -> None:
+    """kubeadm present (so not skipped) but broken: prepare fails on every node; down still removes it all."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "kubeadm"
+    fake.write_text("#!/bin/sh\necho 'kubeadm stand-in: failing on purpose' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    one = make_lab("lab-failed", CONFIGS["dual-stack"])
+
+    result = lab("up", "--config", str(one.config), "--name", one.name,
+                 env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert result.returncode == 1
+    assert " ✗ prepare on master (exit 1)" in result.stdout
+    assert "kubeadm stand-in: failing on purpose" in result.stdout
+    assert f"lazyjack lab down --name {one.name}" in result.stderr
+    assert f"lab {one.name}: failed" in ok("status", "--name", one.name)
+
+    out = one.down()
+    assert " ✓ master is back to its state before prepare" in out
+
+
+def test_down_after_an_interrupted_up(make_lab: MakeLab) -> None:
+    """SIGTERM while the minion prepares (after the DNS64/NAT64 node is done): up stops, down removes everything."""
+    one = make_lab("lab-intr", CONFIGS["ipv6"])
+    environ = {**os.environ, "PYTHONPATH": SRC}
+    proc = subprocess.Popen([sys.executable, "-m", "lazyjack", "lab", "up", "--config", str(one.config),
+                             "--name", one.name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=environ)
+    logs = one.directory / "nodes" / "a-minion" / "logs"
+    deadline = time.monotonic() + 60
+    while not (logs.is_dir() and any(logs.iterdir())):
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "the minion's prepare never started"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out
+    assert "lab up interrupted" in out
+    assert f"lab {one.name}: interrupted" in ok("status", "--name", one.name)
+
+    down = one.down()
+    assert " ✓ clean on my-master " in down
+    assert " ✓ my-master is back to its state before prepare" in down
