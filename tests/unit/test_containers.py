@@ -354,6 +354,7 @@ def test_nat64_container_created_kept_replaced_and_removed(
     text = conf.read_text()
     assert "tun-device nat64" in text and "data-dir /run/lazyjack" in text and "prefix fd00:10:64:ff9b::/96" in text
     assert engine_state.execs_run("tayga") == [
+        ["ip", "-6", "addr", "show", "tentative"],
         ["ip", "link", "show", "nat64"],
         ["ip", "link", "set", "nat64", "up"],
         ["ip", "route", "replace", "172.18.0.128/25", "dev", "nat64"],
@@ -403,6 +404,7 @@ def test_dns64_container_keeps_only_ipv6_and_routes_the_prefix_via_nat64(
     assert body["NetworkingConfig"]["EndpointsConfig"][NETWORK]["IPAMConfig"] == {"IPv6Address": "fd00:10::100"}
     assert created["HostConfig"]["CapAdd"] == ["NET_ADMIN"] and created["HostConfig"]["Devices"] == []
     assert engine_state.execs_run("bind9") == [
+        ["ip", "-6", "addr", "show", "tentative"],
         ["ip", "-4", "addr", "flush", "dev", "eth0", "scope", "global"],
         ["ip", "-6", "route", "replace", "fd00:10:64:ff9b::/96", "via", "fd00:10::200"],
     ]

@@ -49,6 +49,7 @@ STATE_DIR = "/run/lazyjack"
 CONTAINER_LINK = "eth0"
 #: How long a started container gets to come up (tayga's tun, named's port 53).
 READY_TIMEOUT = 15.0
+TENTATIVE = ("ip", "-6", "addr", "show", "tentative")
 IPV6_SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.default.disable_ipv6": "0"}
 FORWARDING_SYSCTLS = {"net.ipv6.conf.all.forwarding": "1", "net.ipv4.ip_forward": "1"}
 #: podman's default limits exceed what a container may have on many hosts (and here); 1.x used these.
@@ -276,10 +277,7 @@ def _short_id(image_id: str | None) -> str:
 def config_hash(spec: dict[str, Any], *, plan: ContainerPlan) -> str:
     """With the image's id, what decides whether a running container is still right: the request, the file,
     the commands run after its start."""
-    d = _digest({"spec": spec, "conf": plan.conf_text, "after_start": plan.after_start})
-    import json as _j, os as _o
-    Path(f"/tmp/ljspec-{plan.name}-{d}.json").write_text(_j.dumps({"spec": spec, "conf": plan.conf_text, "after_start": plan.after_start}, sort_keys=True, indent=1))
-    return d
+    return _digest({"spec": spec, "conf": plan.conf_text, "after_start": plan.after_start})
 
 
 @dataclass
@@ -371,6 +369,10 @@ class SupportContainer(Step):
     def _settle(self, ctx: Context, engine: Engine) -> None:
         """Wait for the daemon, run the commands after start; fail with the container's output."""
         name = self.server.name
+        # Until duplicate address detection ends the new IPv6 address takes no traffic (podman does not
+        # skip it): a replaced container would miss the first packets sent to it.
+        self._poll(ctx, engine, lambda: not engine.exec(name, list(TENTATIVE)).output.strip(),
+                   "duplicate address detection did not end")
         if self.server.ready == "tun":
             self._poll(ctx, engine, lambda: engine.exec(name, ["ip", "link", "show", TUN]).exit_code == 0,
                        f"tayga did not create {TUN}")
