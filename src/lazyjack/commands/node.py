@@ -36,6 +36,7 @@ from lazyjack.steps.support import (
     SUPPORT_LINK,
     Masquerade,
     NativeServer,
+    PrefixForward,
     SupportLink,
     SupportNamespace,
     UnsupportedRuntime,
@@ -127,6 +128,9 @@ def dns64_nat64_steps(ctx: Context) -> list[Step]:
         NativeServer(netns, "named", named_conf(ctx, f"{work}/dns64"), f"{work}/dns64"),
         Routes("the DNS64 prefix and NAT64 pool", routes),
         Masquerade(config.support_net.v4cidr, config.support_net.cidr, ctx.host.net.default_route_dev(socket.AF_INET)),
+        # An IPv6 FORWARD policy of DROP (docker on the host sets it) would stop the cluster's
+        # new connections to NAT64 addresses: the DNS64 prefix lies outside the support network.
+        PrefixForward(config.dns64.cidr),  # type: ignore[union-attr,arg-type]
     ]
 
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 import shutil
 from dataclasses import dataclass
-from ipaddress import IPv4Interface, IPv6Interface, ip_interface
+from ipaddress import IPv4Interface, IPv6Interface, IPv6Network, ip_interface
 from pathlib import Path
 
 from lazyjack.config.plan import IPNet, support_gateway
@@ -407,3 +407,74 @@ class UnsupportedRuntime(Step):
 
     def plan_remove(self, ctx: Context) -> Outcome:
         return Outcome.noop("nothing to remove")
+
+
+# --- the DNS64 prefix through the FORWARD chain ------------------------------------
+
+
+@dataclass
+class PrefixForward(Step):
+    """ip6tables rules that let traffic to and from the DNS64 prefix through the FORWARD chain.
+
+    An engine with IPv6 firewalling (docker with ip6tables, the default since docker 27) sets
+    the IPv6 FORWARD policy to DROP and admits only replies into its bridges, so the cluster
+    nodes' new connections to NAT64 addresses would be dropped. Masquerade opens the support
+    network itself; the DNS64 prefix lies outside it.
+    """
+
+    kind = "forward-prefix"
+    prefix: IPv6Network
+
+    @property
+    def title(self) -> str:
+        return f"forwarding of {self.prefix}"
+
+    def rules(self) -> list[list[str]]:
+        comment = ["-m", "comment", "--comment", RULE_COMMENT]
+        return [["FORWARD", direction, str(self.prefix), *comment, "-j", "ACCEPT"] for direction in ("-d", "-s")]
+
+    @staticmethod
+    def _run(ctx: Context, action: str, rule: list[str]) -> int:
+        argv = ["ip6tables", "-w", "5", "-t", "filter", action, *rule]
+        return ctx.host.proc.run(argv, timeout=30, check=action not in ("-C", "-D")).returncode
+
+    def _missing(self, ctx: Context) -> list[list[str]]:
+        if ctx.host.proc.which("ip6tables") is None:
+            raise HostError("ip6tables is not installed; the DNS64 prefix must pass the FORWARD chain "
+                            "(apt-get install iptables)")
+        return [rule for rule in self.rules() if self._run(ctx, "-C", rule) != 0]
+
+    def plan(self, ctx: Context) -> Outcome:
+        missing = self._missing(ctx)
+        if not missing:
+            return Outcome.noop("the rules are in place")
+        return Outcome.change(*(f"ip6tables -I {' '.join(rule)}" for rule in missing))
+
+    def apply(self, ctx: Context) -> Record:
+        added: list[list[str]] = []
+        try:
+            for rule in self._missing(ctx):
+                # At the top: the engine's own chains and a DROP policy must not come first.
+                self._run(ctx, "-I", rule)
+                added.append(rule)
+        except BaseException:
+            for rule in reversed(added):
+                self._run(ctx, "-D", rule)
+            raise
+        return {"rules": added, "summary": self.title}
+
+    @classmethod
+    def revert(cls, ctx: Context, record: Record) -> Outcome:
+        removed = sum(1 for rule in reversed(record["rules"]) if cls._run(ctx, "-D", rule) == 0)
+        return Outcome.change(f"removed {removed} rule(s)") if removed else Outcome.noop("already absent")
+
+    @classmethod
+    def describe_revert(cls, record: Record) -> Outcome:
+        return Outcome.change(f"remove {len(record['rules'])} ip6tables rule(s)")
+
+    def remove(self, ctx: Context) -> Outcome:
+        return self.revert(ctx, {"rules": self.rules()})
+
+    def plan_remove(self, ctx: Context) -> Outcome:
+        present = len(self.rules()) - len(self._missing(ctx))
+        return Outcome.change(f"remove {present} rule(s)") if present else Outcome.noop("already absent")
