@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -286,41 +287,22 @@ def node_lock(host: Host) -> Iterator[None]:
     The lock file exists only while a command runs; the state directory goes too once
     it is empty (after clean), so that a cleaned node keeps nothing of lazyjack.
     """
-    import fcntl
+    from lazyjack.host.lock import Locked, pid_lock
 
     host.files.makedirs(STATE_DIR, mode=0o700)
     path = host.files.resolve(LOCK_PATH)
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise HostError(
-                f"another lazyjack (pid {holder}) is acting on this node (lock {path}); wait for it to finish"
-            ) from None
-        # The holder before us may have removed the file after we opened it: lock the file that is there now.
-        try:
-            same = os.stat(path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        with pid_lock(path):
+            yield
+    except Locked as exc:
+        raise HostError(
+            f"another lazyjack (pid {exc.holder}) is acting on this node (lock {path}); wait for it to finish"
+        ) from None
     finally:
-        os.unlink(path)
-        os.close(fd)
         state = host.files.resolve(STATE_DIR)
-        try:
+        with contextlib.suppress(OSError):
             if not any(state.iterdir()):
                 state.rmdir()
-        except OSError:
-            pass
 
 
 @dataclass

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import fcntl
 import json
 import os
 import re
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lazyjack.host.lock import Locked, pid_lock
 from lazyjack.lab import LabError
 
 #: Where labs keep their state, one directory per lab.
@@ -182,36 +181,15 @@ def lab_lock(base: Path = STATE_BASE, *, wait: Callable[[str], None] = lambda _l
     """
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = base / LOCK_FILE
-    deadline = time.monotonic() + LOCK_WAIT
-    told = False
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            if time.monotonic() > deadline:
-                raise LabError(f"another lazyjack lab command (pid {holder}) holds {path}; try again later") from None
-            if not told:
-                wait(f"waiting for another lazyjack lab command (pid {holder}) to finish ...")
-                told = True
-            time.sleep(0.1)
-            continue
-        # The holder before us may have removed the file after we opened it: lock the one that is there now.
-        try:
-            same = os.stat(path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)
+
+    def waiting(holder: str) -> None:
+        wait(f"waiting for another lazyjack lab command (pid {holder}) to finish ...")
+
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        with pid_lock(path, wait=LOCK_WAIT, waiting=waiting):
+            yield
+    except Locked as exc:
+        raise LabError(f"another lazyjack lab command (pid {exc.holder}) holds {path}; try again later") from None
     finally:
-        os.unlink(path)
-        os.close(fd)
         with contextlib.suppress(OSError):
             base.rmdir()  # only when no lab is left
