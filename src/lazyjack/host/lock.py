@@ -24,7 +24,12 @@ class Locked(HostError):
 def _try_lock(path: Path) -> int | str:
     """The locked descriptor, or the holder's pid when another process has it."""
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        # A holder that just released may have removed the (then empty) directory as well.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
