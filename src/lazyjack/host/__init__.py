@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lazyjack.host.daemon import Daemons, DaemonsAPI
+from lazyjack.host.daemon import Daemons, DaemonsAPI, host_daemons
 from lazyjack.host.files import Files
 from lazyjack.host.netlink import Netlink
 from lazyjack.host.process import Runner, RunnerAPI
@@ -49,7 +49,8 @@ class Host:
     @classmethod
     def real(cls, root: Path = Path("/"), *, netns: str | None = None) -> Host:
         """This machine: files under `root`; the kernel (of `netns`, if named) for the rest."""
-        return cls(net=Netlink(netns), files=Files(root), sysctl=Sysctl(), proc=Runner())
+        runner = Runner()
+        return cls(net=Netlink(netns), files=Files(root), sysctl=Sysctl(), proc=runner, daemons=host_daemons(runner))
 
     def close(self) -> None:
         """Release the netlink sockets, if any were opened."""

@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Protocol
 
 from lazyjack.errors import CommandFailed
+from lazyjack.host.process import RunnerAPI
 
 POLL = 0.05
+#: How long a transient unit may take to show a main process that stays up.
+UNIT_START_TIMEOUT = 5.0
 
 
 class DaemonsAPI(Protocol):
@@ -121,3 +124,74 @@ def _reap(pid: int) -> None:
     # A daemon started by this very process (then stopped by a rollback) is our child.
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def unit_name(pid_file: Path) -> str:
+    """The systemd unit of a server: its program and a digest of where its files are."""
+    import hashlib
+
+    digest = hashlib.sha256(str(pid_file.parent).encode()).hexdigest()[:8]
+    return f"lazyjack-{pid_file.stem}-{digest}.service"
+
+
+class SystemdDaemons(Daemons):
+    """On a host where systemd runs: each server is a transient unit (`systemd-run`), restarted on
+    failure and stopped with `systemctl stop`; its main pid is still kept in the pid file, so the
+    checks of `Daemons` (program, files beside the pid file) apply unchanged."""
+
+    def __init__(self, runner: RunnerAPI) -> None:
+        self.runner = runner
+
+    def start(self, argv: list[str], *, pid_file: Path, log_file: Path) -> int:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        unit = unit_name(pid_file)
+        self.runner.run(
+            [
+                "systemd-run", f"--unit={unit}", "--collect", "--quiet",
+                "--property=Restart=on-failure",
+                f"--property=StandardOutput=append:{log_file}",
+                f"--property=StandardError=append:{log_file}",
+                "--", *argv,
+            ],
+            timeout=60,
+        )
+        # Like Daemons.start: a bad configuration shows within half a second.
+        settled = time.monotonic() + 0.5
+        deadline = time.monotonic() + UNIT_START_TIMEOUT
+        pid = 0
+        while time.monotonic() < deadline:
+            pid = self._main_pid(unit)
+            if pid and time.monotonic() >= settled and _alive(pid):
+                pid_file.write_text(f"{pid}\n")
+                return pid
+            time.sleep(POLL)
+        output = log_file.read_text(errors="replace")[-4000:] if log_file.exists() else ""
+        self.runner.run(["systemctl", "stop", unit], timeout=60, check=False)
+        raise CommandFailed(argv, None, output, reason=f"did not stay running as {unit}")
+
+    def _main_pid(self, unit: str) -> int:
+        out = self.runner.run(["systemctl", "show", "--property=MainPID", "--value", unit], timeout=30, check=False)
+        try:
+            return int(out.stdout.strip() or "0")
+        except ValueError:
+            return 0
+
+    def running(self, pid_file: Path, *, program: str) -> int | None:
+        # systemd may have restarted it since: ask for the main pid it has now.
+        pid = self._main_pid(unit_name(pid_file))
+        if pid and pid_file.parent.is_dir():
+            pid_file.write_text(f"{pid}\n")
+        return super().running(pid_file, program=program)
+
+    def stop(self, pid_file: Path, *, program: str, timeout: float = 10.0) -> bool:
+        was_running = self.running(pid_file, program=program) is not None
+        self.runner.run(["systemctl", "stop", unit_name(pid_file)], timeout=60 + timeout, check=False)
+        pid_file.unlink(missing_ok=True)
+        return was_running
+
+
+def host_daemons(runner: RunnerAPI) -> Daemons:
+    """Transient systemd units where systemd is the init system, detached processes elsewhere."""
+    if Path("/run/systemd/system").is_dir():
+        return SystemdDaemons(runner)
+    return Daemons()
