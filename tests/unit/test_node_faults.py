@@ -281,7 +281,7 @@ def test_down_and_clean_without_journal_undo_a_1x_node_that_was_up(fake: FakeNod
     assert any("via" in r and "proto 4" in r for r in with_pod_routes["routes"])
 
     out = run(fake, "down")
-    assert "no journal of `up`: undoing from the configuration" in out
+    assert "no journal: a node brought up by lazyjack 1.x; undoing from the configuration" in out
     assert "kubeadm reset -f" in out
     assert not [r for r in fake.snapshot()["routes"] if any(str(p) in r for n in fake.plan.cluster_nodes()
                                                             for p in n.pod_subnets)]

@@ -179,3 +179,14 @@ def test_unknown_api_version_is_refused(tmp_path: Path) -> None:
     config = _config("ipv6.yaml", tmp_path)
     with pytest.raises(ValueError, match="v9"):
         derive(config, build_plan(config), node_name="my-master", api="v9")
+
+
+def test_installed_kubeadm_minor_picks_the_taint_key(tmp_path: Path) -> None:
+    config = _config("ipv6.yaml", tmp_path)
+    text = (tmp_path / "config.yaml").read_text().replace("    kubernetes-version: v1.31.0\n", "")
+    (tmp_path / "config.yaml").write_text(text)
+    config = load_config(tmp_path / "config.yaml")
+    plan = build_plan(config)
+    for minor, key in ((28, "node-role.kubernetes.io/control-plane"), (23, "node-role.kubernetes.io/master")):
+        init = _load_all(render_kubeadm_config(config, plan, node_name="my-master", api="v1beta3", minor=minor))[0]
+        assert init["nodeRegistration"]["taints"][0]["key"] == key

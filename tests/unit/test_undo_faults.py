@@ -107,3 +107,47 @@ def test_a_second_clean_keeps_what_the_admin_had(tmp_path: Path) -> None:
     fake.run("clean")
     assert "no trace of lazyjack" in "\n".join(fake.lines)
     assert differences(initial, fake.snapshot()) == []
+
+
+def test_routes_and_rules_of_a_later_run_are_undone_too() -> None:
+    from lazyjack.steps.network import Routes
+    from lazyjack.steps.support import Masquerade, PrefixForward
+
+    first = {"routes": [{"destination": "10.244.3.0/24", "gateway": "10.192.0.3", "device": "eth1"}], "summary": "r"}
+    later = {"routes": [{"destination": "10.244.5.0/24", "gateway": "10.192.0.5", "device": "eth1"}], "summary": "r"}
+    assert Routes.merge(first, later)["routes"] == first["routes"] + later["routes"]
+    assert Routes.merge(first, first)["routes"] == first["routes"]
+    rules_a = {"rules": [["iptables", "-t", "nat", "POSTROUTING", "-o", "eth0"]]}
+    rules_b = {"rules": [["iptables", "-t", "nat", "POSTROUTING", "-o", "eth9"]]}
+    for step in (Masquerade, PrefixForward):
+        assert step.merge(rules_a, rules_b)["rules"] == rules_a["rules"] + rules_b["rules"]
+
+
+def test_a_hosts_file_that_is_not_utf8_comes_back_byte_for_byte(tmp_path: Path) -> None:
+    fake = _node(tmp_path / "n", "ipv4.yaml", "master")
+    original = b"127.0.0.1\tlocalhost\n# caf\xe9 (Latin-1)\n127.0.1.1\tmaster\n"
+    fake.write("/etc/hosts", original)
+    fake.run("prepare")
+    prepared = (fake.root / "etc/hosts").read_bytes()
+    assert b"# caf\xe9 (Latin-1)" in prepared and b"#[+]" in prepared
+    fake.run("clean")
+    assert (fake.root / "etc/hosts").read_bytes() == original
+
+
+def test_a_journal_that_is_not_one_is_a_clear_error(tmp_path: Path) -> None:
+    fake = _node(tmp_path / "n", "ipv4.yaml", "master")
+    fake.write("/var/lib/lazyjack/journal.json", "[]\n")
+    with pytest.raises(HostError, match="cannot be read"):
+        fake.run("clean")
+
+
+def test_a_second_down_does_not_reach_beyond_the_journal(tmp_path: Path) -> None:
+    fake = _node(tmp_path / "n", "ipv4.yaml", "master")
+    fake.run("prepare")
+    fake.run("up")
+    fake.run("down")
+    calls = len(fake.runner.kube_calls())
+    fake.write("/etc/kubernetes/kubelet.conf", "joined by hand\n")  # the admin's own kubeadm join
+    fake.run("down")
+    assert len(fake.runner.kube_calls()) == calls  # no kubeadm reset of the admin's node
+    assert fake.read("/etc/kubernetes/kubelet.conf") == "joined by hand\n"

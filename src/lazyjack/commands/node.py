@@ -40,7 +40,6 @@ from lazyjack.steps.support import (
     PrefixForward,
     SupportLink,
     SupportNamespace,
-    UnsupportedRuntime,
     named_conf,
     support_netns,
     tayga_conf,
@@ -58,7 +57,7 @@ class Preflight:
     warnings: list[str] = field(default_factory=list)
 
 
-def forwarding_sysctls(config: Config, node: NodePlan) -> list[Sysctl]:
+def forwarding_sysctls(node: NodePlan) -> list[Sysctl]:
     versions = {a.version for a in node.management}
     steps = []
     if 4 in versions:
@@ -74,7 +73,7 @@ def prepare_steps(ctx: Context) -> list[Step]:
     steps: list[Step] = [LinkUp(node.interface)]
     steps += [ManagementAddress(node.interface, a) for a in node.management]
     steps.append(LinkMtu(node.interface, config.mtu))
-    steps += forwarding_sysctls(config, node)
+    steps += forwarding_sysctls(node)
     if node.is_nat64 and config.mode == "ipv6":
         steps += dns64_nat64_steps(ctx)
     if node.is_cluster_node:
@@ -90,7 +89,9 @@ def prepare_steps(ctx: Context) -> list[Step]:
         dropin = render_kubelet_dropin(dns_ip=plan.dns_service_ip).encode()
         steps.append(ManagedFile(DROPIN_PATH, dropin, label="kubelet drop-in"))
         assert ctx.kubeadm_api is not None
-        kubeadm = render_kubeadm_config(config, plan, node_name=node.name, api=ctx.kubeadm_api).encode()
+        kubeadm = render_kubeadm_config(
+            config, plan, node_name=node.name, api=ctx.kubeadm_api, minor=ctx.kubernetes_minor
+        ).encode()
         steps.append(KubeadmConfigFile(kubeadm_conf_path(ctx), kubeadm, mode=0o600, label="kubeadm config"))
         support = [r for r in node.routes if r.phase == "prepare" and r.device is not None]
         if support:
@@ -115,8 +116,6 @@ def dns64_nat64_steps(ctx: Context) -> list[Step]:
             Masquerade(config.support_net.v4cidr, config.support_net.cidr,
                        ctx.host.net.default_route_dev(socket.AF_INET)),
         ]
-    if runtime != "native":
-        return [UnsupportedRuntime(runtime)]
     netns = support_netns(ctx.root)
     routes = [Route(r.destination, r.gateway, r.purpose, r.phase, SUPPORT_LINK) for r in node.routes
               if r.phase == "prepare"]
@@ -251,7 +250,7 @@ def _forward_policy_drop(ctx: Context) -> bool:
 # --- kubeadm API version --------------------------------------------------------------
 
 
-def choose_kubeadm_api(ctx_host: Host, config: Config, report: Callable[[str], None]) -> str:
+def choose_kubeadm_api(ctx_host: Host, config: Config, report: Callable[[str], None]) -> tuple[str, int | None]:
     """From `kubeadm version -o short` when kubeadm is here, else from kubernetes-version; says which."""
     wanted = config.general.kubernetes_version
     if ctx_host.proc.which("kubeadm") is not None:
@@ -265,12 +264,12 @@ def choose_kubeadm_api(ctx_host: Host, config: Config, report: Callable[[str], N
                 "(set it to 'latest' or to the kubeadm version)"
             )
         report(f"kubeadm config API {api} (from kubeadm {installed})")
-        return api
+        return api, kubernetes_minor(installed)
     if wanted:
         api = kubeadm_api_for(wanted)
         assert api is not None  # validated
         report(f"kubeadm config API {api} (from general.kubernetes-version {wanted}; kubeadm is not installed)")
-        return api
+        return api, kubernetes_minor(wanted)
     raise PreflightError(
         "cannot choose a kubeadm config API version: kubeadm is not installed and general.kubernetes-version "
         "is not set; install kubeadm or set kubernetes-version"
@@ -325,7 +324,7 @@ def run_node_command(host: Host, config: Config, plan: Plan, node_name: str, opt
     roles = " ".join(node.roles)
     report(f"lazyjack {opts.command} on {node.name} ({roles}){' (dry run: nothing changes)' if opts.dry_run else ''}")
     if opts.command == "prepare" and node.is_cluster_node:
-        ctx.kubeadm_api = choose_kubeadm_api(host, config, report)
+        ctx.kubeadm_api, ctx.kubernetes_minor = choose_kubeadm_api(host, config, report)
     with _maybe_lock(host, opts.dry_run):
         journal = Journal.load(host.files, host=node.name)
         if opts.command in ("prepare", "up"):
@@ -370,8 +369,12 @@ def _down(ctx: Context, journal: Journal, opts: NodeRun) -> RunResult:
         entries = [e for e in entries if e.kind not in ("kubeadm-init", "kubeadm-join")]
     if entries:
         result = revert_entries(ctx, entries, journal=journal, dry_run=opts.dry_run)
+    elif journal.entries or not lazyjack_traces(ctx):
+        # This lazyjack journals what up did: nothing recorded means nothing of up's to undo.
+        result = RunResult()
+        ctx.report("  · nothing of `up` is recorded in the journal")
     else:
-        ctx.report("  (no journal of `up`: undoing from the configuration)")
+        ctx.report("  (no journal: a node brought up by lazyjack 1.x; undoing from the configuration)")
         result = remove_steps(ctx, up_steps(ctx), dry_run=opts.dry_run)
     extra = apply_steps(ctx, down_extra_steps(ctx), command="down", journal=journal, dry_run=opts.dry_run)
     # The CNI bridge is not ours to restore: forget it from the journal right away.
@@ -388,8 +391,8 @@ def lazyjack_traces(ctx: Context) -> list[str]:
 
     files, traces = ctx.host.files, []
     for path in ("/etc/hosts", "/etc/resolv.conf"):
-        text = files.read_text(path)
-        if text is not None and has_markers(text):
+        data = files.read_bytes(path)
+        if data is not None and has_markers(data.decode("utf-8", "surrogateescape")):
             traces.append(f"markers in {path}")
     for path in (DROPIN_PATH, f"{CNI_DIR}/{CONFLIST_NAME}", kubeadm_conf_path(ctx)):
         if files.exists(path):

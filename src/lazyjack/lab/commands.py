@@ -238,8 +238,9 @@ def _lab_up(tools: Tools, *, config_path: Path | None, name: str | None, report:
     name = name or lab_name_for(source)
     directory = lab_dir(name, base=base)
     auto_skip = skip_phases is None
-    skip = [p for p, program in OPTIONAL_PHASES.items() if shutil.which(program) is None] if auto_skip \
-        else list(skip_phases or [])
+    # Always, unless asked otherwise: the namespaces isolate the network, not /etc/kubernetes or
+    # the kubelet service, so a real kubeadm would act on this machine itself, once per node.
+    skip = list(OPTIONAL_PHASES) if auto_skip else list(skip_phases or [])
     problems = _preflight(config, name, directory, skip)
     if problems:
         raise LabError("lab up stopped before making anything:\n" + "\n".join(f"  - {p}" for p in problems))
@@ -331,7 +332,13 @@ def _bring_up(tools: Tools, state: LabState, config: Config, plan: Plan, order: 
     master = plan.master.name
     skip = state.skip_phases
     if skip:
-        why = ("not installed" if auto_skip else "asked for")
+        installed = [p for p in skip if shutil.which(OPTIONAL_PHASES.get(p, p)) is not None]
+        if not auto_skip:
+            why = "asked for"
+        elif installed:
+            why = "skipped: a lab's namespaces do not isolate /etc/kubernetes or the kubelet service"
+        else:
+            why = "not installed"
         progress.skip("Kubernetes", f"{' and '.join(skip)} {why}: up runs with --skip-phases {','.join(skip)}")
     if config.general.insecure:
         progress.skip(f"init on {master}", "not needed (general.insecure: true)")

@@ -70,7 +70,7 @@ class KubeadmValues:
         return ",".join(str(ip) for ip in self.node_ips)
 
 
-def derive(config: Config, plan: Plan, *, node_name: str, api: str) -> KubeadmValues:
+def derive(config: Config, plan: Plan, *, node_name: str, api: str, minor: int | None = None) -> KubeadmValues:
     """Collect the values for `node_name`; `api` is the kubeadm config API version (e.g. "v1beta4")."""
     if api not in KUBEADM_API_VERSIONS:
         raise ValueError(f"unknown kubeadm config API version {api!r}; known: {', '.join(KUBEADM_API_VERSIONS)}")
@@ -82,7 +82,7 @@ def derive(config: Config, plan: Plan, *, node_name: str, api: str) -> KubeadmVa
     return KubeadmValues(
         api=api,
         kubernetes_version=version,
-        minor=kubernetes_minor(version) if version else None,
+        minor=minor if minor is not None else (kubernetes_minor(version) if version else None),
         node_name=node_name,
         node_ips=tuple(ips),
         advertise_address=plan.api_advertise_address,
@@ -326,7 +326,10 @@ def dump_documents(docs: list[Doc]) -> str:
     return header + stream.getvalue()
 
 
-def render_kubeadm_config(config: Config, plan: Plan, *, node_name: str, api: str) -> str:
-    """The kubeadm config file for `node_name`: init documents on the master, join elsewhere."""
-    values = derive(config, plan, node_name=node_name, api=api)
+def render_kubeadm_config(config: Config, plan: Plan, *, node_name: str, api: str, minor: int | None = None) -> str:
+    """The kubeadm config file for `node_name`: init documents on the master, join elsewhere.
+
+    `minor` is the Kubernetes minor version kubeadm reported, when known (it picks the taint key).
+    """
+    values = derive(config, plan, node_name=node_name, api=api, minor=minor)
     return dump_documents(documents(values, master=plan.nodes[node_name].is_master))

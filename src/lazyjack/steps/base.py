@@ -27,6 +27,7 @@ class Context:
     root: Path
     report: Callable[[str], None] = lambda _line: None
     kubeadm_api: str | None = None
+    kubernetes_minor: int | None = None  # of the installed kubeadm, else of kubernetes-version
     skip_phases: frozenset[str] = frozenset()
     invoking_user: str | None = None
 

@@ -25,6 +25,15 @@ def _unb64(text: str | None) -> bytes | None:
     return None if text is None else base64.b64decode(text)
 
 
+def _decode(data: bytes) -> str:
+    # Not every /etc/hosts is UTF-8 (a Latin-1 comment, say): keep such bytes as they are.
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
 def unified_diff(path: str, old: bytes | None, new: bytes | None) -> str:
     """A unified diff of two versions of a file, for --dry-run."""
     def lines(data: bytes | None) -> list[str]:
@@ -151,7 +160,7 @@ class MarkedEdit(Step):
         return self.label
 
     def _new(self, current: bytes) -> bytes:
-        return self.transform(current.decode("utf-8")).encode("utf-8")
+        return _encode(self.transform(_decode(current)))
 
     def _current(self, ctx: Context) -> bytes:
         data = ctx.host.files.read_bytes(self.path)
@@ -206,9 +215,9 @@ class MarkedEdit(Step):
             else:
                 files.remove(path)
                 changes.append(f"removed {path}")
-        elif current is not None and has_markers(current.decode("utf-8", "replace")):
+        elif current is not None and has_markers(_decode(current)):
             # Someone edited the file since: keep their edits, take out only our lines.
-            files.write_atomic(path, clean_markers(current.decode("utf-8")).encode("utf-8"))
+            files.write_atomic(path, _encode(clean_markers(_decode(current))))
             changes.append(f"removed lazyjack's lines from {path} (it was edited since; other edits kept)")
         if record.get("backup"):
             before = _unb64(record.get("backup_original"))
@@ -227,16 +236,16 @@ class MarkedEdit(Step):
 
     def remove(self, ctx: Context) -> Outcome:
         current = ctx.host.files.read_bytes(self.path)
-        if current is None or not has_markers(current.decode("utf-8", "replace")):
+        if current is None or not has_markers(_decode(current)):
             return Outcome.noop(f"{self.path} has no lazyjack lines")
-        ctx.host.files.write_atomic(self.path, clean_markers(current.decode("utf-8")).encode("utf-8"))
+        ctx.host.files.write_atomic(self.path, _encode(clean_markers(_decode(current))))
         return Outcome.change(f"removed lazyjack's lines from {self.path}")
 
     def plan_remove(self, ctx: Context) -> Outcome:
         current = ctx.host.files.read_bytes(self.path)
-        if current is None or not has_markers(current.decode("utf-8", "replace")):
+        if current is None or not has_markers(_decode(current)):
             return Outcome.noop(f"{self.path} has no lazyjack lines")
-        new = clean_markers(current.decode("utf-8")).encode("utf-8")
+        new = _encode(clean_markers(_decode(current)))
         return Outcome.change(f"remove lazyjack's lines from {self.path}", diff=unified_diff(self.path, current, new))
 
 

@@ -45,10 +45,10 @@ class Journal:
             return journal
         try:
             data = json.loads(raw)
-            if data.get("format") != FORMAT:
-                raise ValueError(f"format {data.get('format')!r}")
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                raise ValueError("not a lazyjack journal of format 1")
             journal.entries = [Entry(**e) for e in data["entries"]]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise HostError(
                 f"the journal {files.resolve(JOURNAL_PATH)} cannot be read ({exc}); move it away to clean "
                 "from the configuration instead"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_interface, ip_network
@@ -230,6 +229,12 @@ class Routes(Step):
         return Outcome.change(f"removed {removed} route(s)")
 
     @classmethod
+    def merge(cls, old: Record, new: Record) -> Record:
+        """A later run may add routes (a node joined the config): undo must cover both runs'."""
+        routes = list(old["routes"]) + [r for r in new["routes"] if r not in old["routes"]]
+        return {**old, "routes": routes}
+
+    @classmethod
     def describe_revert(cls, record: Record) -> Outcome:
         return Outcome.change(f"remove {len(record['routes'])} route(s)")
 
@@ -269,4 +274,4 @@ class DeleteLink(Step):
         return Outcome.noop(f"{record['name']} is re-created by the CNI plugin when pods start")
 
 
-__all__ = ["DeleteLink", "LinkMtu", "LinkUp", "ManagementAddress", "Routes", "Sysctl", "errno"]
+__all__ = ["DeleteLink", "LinkMtu", "LinkUp", "ManagementAddress", "Routes", "Sysctl"]

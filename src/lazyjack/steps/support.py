@@ -341,6 +341,11 @@ class Masquerade(Step):
         return Outcome.change(f"removed {removed} rule(s)") if removed else Outcome.noop("already absent")
 
     @classmethod
+    def merge(cls, old: Record, new: Record) -> Record:
+        """A later run may add rules (the uplink changed): undo must cover both runs'."""
+        return {**old, "rules": list(old["rules"]) + [r for r in new["rules"] if r not in old["rules"]]}
+
+    @classmethod
     def describe_revert(cls, record: Record) -> Outcome:
         return Outcome.change(f"remove {len(record['rules'])} iptables rule(s)")
 
@@ -379,34 +384,6 @@ def tayga_conf(ctx: Context, directory: str) -> str:
         dynamic_pool=nat64.v4_cidr,  # type: ignore[arg-type]
         data_dir=str(ctx.real_path(directory) / "data"),
     )
-
-
-@dataclass
-class UnsupportedRuntime(Step):
-    """A DNS64/NAT64 runtime this version cannot drive yet: stops prepare before any change."""
-
-    kind = "unsupported-runtime"
-    runtime: str
-
-    @property
-    def title(self) -> str:
-        return f"DNS64/NAT64 runtime {self.runtime}"
-
-    def plan(self, ctx: Context) -> Outcome:
-        raise HostError(
-            f"general.dns64-nat64-runtime {self.runtime!r} is not available in this version of lazyjack; "
-            "set it to 'native' (named and tayga in a network namespace on this node)"
-        )
-
-    def apply(self, ctx: Context) -> Record:
-        raise AssertionError("plan refuses")
-
-    @classmethod
-    def revert(cls, ctx: Context, record: Record) -> Outcome:
-        return Outcome.noop("nothing was done")
-
-    def plan_remove(self, ctx: Context) -> Outcome:
-        return Outcome.noop("nothing to remove")
 
 
 # --- the DNS64 prefix through the FORWARD chain ------------------------------------
@@ -467,6 +444,11 @@ class PrefixForward(Step):
     def revert(cls, ctx: Context, record: Record) -> Outcome:
         removed = sum(1 for rule in reversed(record["rules"]) if cls._run(ctx, "-D", rule) == 0)
         return Outcome.change(f"removed {removed} rule(s)") if removed else Outcome.noop("already absent")
+
+    @classmethod
+    def merge(cls, old: Record, new: Record) -> Record:
+        """A later run may add rules (the uplink changed): undo must cover both runs'."""
+        return {**old, "rules": list(old["rules"]) + [r for r in new["rules"] if r not in old["rules"]]}
 
     @classmethod
     def describe_revert(cls, record: Record) -> Outcome:
