@@ -30,7 +30,7 @@ from lazyjack.host.containers import Engine, EngineError, EngineUnreachable, Pod
 from lazyjack.render.dns64 import render_named_conf
 from lazyjack.render.nat64 import render_tayga_conf
 from lazyjack.steps.base import Context, Outcome, Record, Step
-from lazyjack.steps.files import missing_dirs
+from lazyjack.steps.files import missing_dirs, remove_created_dirs
 from lazyjack.steps.support import PrefixForward
 
 NETWORK = "support_net"  # the name lazyjack 1.x gave it
@@ -411,9 +411,7 @@ class SupportContainer(Step):
             removed = engine.remove_container(name)
         files = ctx.host.files
         files.remove(record["conf"])
-        for directory in reversed(record.get("created_dirs", [])):
-            if files.exists(directory) and not files.listdir(directory):
-                files.rmdir(directory)
+        remove_created_dirs(ctx, record.get("created_dirs", []))
         return removed
 
     @classmethod

@@ -46,6 +46,16 @@ def unified_diff(path: str, old: bytes | None, new: bytes | None) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in diff)
 
 
+def remove_created_dirs(ctx: Context, created: list[str]) -> list[str]:
+    """Remove the directories a step created (outermost first in `created`) that are empty now."""
+    files, removed = ctx.host.files, []
+    for directory in reversed(created):
+        if files.exists(directory) and not files.listdir(directory):
+            files.rmdir(directory)
+            removed.append(directory)
+    return removed
+
+
 def missing_dirs(ctx: Context, path: str) -> list[str]:
     """Parent directories of `path` that do not exist yet, outermost first."""
     missing: list[str] = []
@@ -86,9 +96,7 @@ class ManagedFile(Step):
                 files.makedirs(directory, mode=0o755)
             files.write_atomic(self.path, self.content, mode=self.mode)
         except BaseException:
-            for directory in reversed(created_dirs):
-                if files.exists(directory) and not files.listdir(directory):
-                    files.rmdir(directory)
+            remove_created_dirs(ctx, created_dirs)
             raise
         return {
             "path": self.path,
@@ -115,10 +123,7 @@ class ManagedFile(Step):
         elif current != original:
             files.write_atomic(path, original)
             changes.append(f"restored {path}")
-        for directory in reversed(record.get("created_dirs", [])):
-            if files.exists(directory) and not files.listdir(directory):
-                files.rmdir(directory)
-                changes.append(f"removed {directory}/")
+        changes += [f"removed {d}/" for d in remove_created_dirs(ctx, record.get("created_dirs", []))]
         return Outcome.change(*changes) if changes else Outcome.noop(f"{path} already as before")
 
     @classmethod

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from lazyjack.errors import HostError
 from lazyjack.steps.base import Context, Outcome, Record, Step
-from lazyjack.steps.files import missing_dirs
+from lazyjack.steps.files import missing_dirs, remove_created_dirs
 
 PKI_DIR = "/etc/kubernetes/pki"
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
@@ -219,7 +219,5 @@ def _restore(ctx: Context, path: str, original: bytes | None, created_dirs: list
     elif files.read_bytes(path) != original:
         files.write_atomic(path, original)
         changes.append(f"restored {path}")
-    for directory in reversed(created_dirs):
-        if files.exists(directory) and not files.listdir(directory):
-            files.rmdir(directory)
+    remove_created_dirs(ctx, created_dirs)
     return changes

@@ -19,7 +19,7 @@ from lazyjack.errors import CommandFailed, HostError
 from lazyjack.render.dns64 import render_named_conf
 from lazyjack.render.nat64 import render_tayga_conf
 from lazyjack.steps.base import Context, Outcome, Record, Step
-from lazyjack.steps.files import missing_dirs
+from lazyjack.steps.files import missing_dirs, remove_created_dirs
 
 SUPPORT_LINK = "ljsup0"
 SUPPORT_PEER = "eth0"
@@ -246,9 +246,7 @@ class NativeServer(Step):
         data = ctx.host.files.resolve(f"{directory}/data")
         if data.is_dir():  # the server's own state (tayga's address map, named's key files)
             shutil.rmtree(data)
-        for created in reversed(created_dirs):
-            if files.exists(created) and not files.listdir(created):
-                files.rmdir(created)
+        remove_created_dirs(ctx, created_dirs)
         return removed
 
     @classmethod
