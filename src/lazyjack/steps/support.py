@@ -271,9 +271,77 @@ class NativeServer(Step):
         return Outcome.change(f"stop {self.program}") if pid else Outcome.noop(f"{self.program} is not running")
 
 
+class FirewallRules(Step):
+    """iptables/ip6tables rules tagged `lazyjack`, each [program, -t, table, CHAIN, match...].
+
+    FORWARD rules go to the top of the chain: a DROP policy or an engine's chains (docker's)
+    must not come first.
+    """
+
+    def rules(self) -> list[list[str]]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _with(rule: list[str], action: str) -> list[str]:
+        # [program, -t, table, CHAIN, spec...] -> [program, -w, 5, -t, table, action, CHAIN, spec...]
+        return [rule[0], "-w", "5", rule[1], rule[2], action, *rule[3:]]
+
+    def _present(self, ctx: Context, rule: list[str]) -> bool:
+        return ctx.host.proc.run(self._with(rule, "-C"), timeout=30, check=False).returncode == 0
+
+    def _missing(self, ctx: Context) -> list[list[str]]:
+        for program in sorted({rule[0] for rule in self.rules()}):
+            if ctx.host.proc.which(program) is None:
+                raise HostError(f"{program} is not installed; {self.title} needs it (apt-get install iptables)")
+        return [r for r in self.rules() if not self._present(ctx, r)]
+
+    def plan(self, ctx: Context) -> Outcome:
+        missing = self._missing(ctx)
+        if not missing:
+            return Outcome.noop("the rules are in place")
+        return Outcome.change(*(" ".join(self._with(r, "-I" if "FORWARD" in r else "-A")) for r in missing))
+
+    def apply(self, ctx: Context) -> Record:
+        added: list[list[str]] = []
+        try:
+            for rule in self._missing(ctx):
+                ctx.host.proc.run(self._with(rule, "-I" if "FORWARD" in rule else "-A"), timeout=30)
+                added.append(rule)
+        except BaseException:
+            for rule in reversed(added):
+                ctx.host.proc.run(self._with(rule, "-D"), timeout=30, check=False)
+            raise
+        return {"rules": added, "summary": self.title}
+
+    @classmethod
+    def revert(cls, ctx: Context, record: Record) -> Outcome:
+        removed = 0
+        for rule in reversed(record["rules"]):
+            if ctx.host.proc.run(cls._with(rule, "-D"), timeout=30, check=False).returncode == 0:
+                removed += 1
+        return Outcome.change(f"removed {removed} rule(s)") if removed else Outcome.noop("already absent")
+
+    @classmethod
+    def merge(cls, old: Record, new: Record) -> Record:
+        """A later run may add rules (the uplink changed): undo must cover both runs'."""
+        return {**old, "rules": list(old["rules"]) + [r for r in new["rules"] if r not in old["rules"]]}
+
+    @classmethod
+    def describe_revert(cls, record: Record) -> Outcome:
+        return Outcome.change(f"remove {len(record['rules'])} firewall rule(s)")
+
+    def remove(self, ctx: Context) -> Outcome:
+        present = [r for r in self.rules() if self._present(ctx, r)]
+        return self.revert(ctx, {"rules": present})
+
+    def plan_remove(self, ctx: Context) -> Outcome:
+        present = [r for r in self.rules() if self._present(ctx, r)]
+        return Outcome.change(f"remove {len(present)} rule(s)") if present else Outcome.noop("already absent")
+
+
 @dataclass
-class Masquerade(Step):
-    """iptables rules: the support network's IPv4 traffic masqueraded out of the uplink, and forwarded."""
+class Masquerade(FirewallRules):
+    """The support network's IPv4 traffic masqueraded out of the uplink, and both families forwarded."""
 
     kind = "masquerade"
     v4cidr: IPNet
@@ -296,64 +364,6 @@ class Masquerade(Step):
             ["ip6tables", "-t", "filter", "FORWARD", "-s", str(self.v6cidr), *comment, "-j", "ACCEPT"],
             ["ip6tables", "-t", "filter", "FORWARD", "-d", str(self.v6cidr), *comment, "-j", "ACCEPT"],
         ]
-
-    @staticmethod
-    def _with(rule: list[str], action: str) -> list[str]:
-        # rule = [program, -t, table, CHAIN, spec...] -> [program, -w, -t, table, action, CHAIN, spec...]
-        return [rule[0], "-w", "5", rule[1], rule[2], action, *rule[3:]]
-
-    def _present(self, ctx: Context, rule: list[str]) -> bool:
-        result = ctx.host.proc.run(self._with(rule, "-C"), timeout=30, check=False)
-        return result.returncode == 0
-
-    def plan(self, ctx: Context) -> Outcome:
-        for program in ("iptables", "ip6tables"):
-            if ctx.host.proc.which(program) is None:
-                raise HostError(f"{program} is not installed; NAT64 needs it to masquerade (apt-get install iptables)")
-        missing = [r for r in self.rules() if not self._present(ctx, r)]
-        if not missing:
-            return Outcome.noop("the rules are in place")
-        return Outcome.change(*(" ".join(self._with(r, "-A")) for r in missing))
-
-    def apply(self, ctx: Context) -> Record:
-        added: list[list[str]] = []
-        try:
-            for rule in self.rules():
-                if not self._present(ctx, rule):
-                    # Insert at the top of FORWARD: a DROP policy or docker's chains must not come first.
-                    action = "-I" if "FORWARD" in rule else "-A"
-                    ctx.host.proc.run(self._with(rule, action), timeout=30)
-                    added.append(rule)
-        except BaseException:
-            for rule in reversed(added):
-                ctx.host.proc.run(self._with(rule, "-D"), timeout=30, check=False)
-            raise
-        return {"rules": added, "summary": self.title}
-
-    @classmethod
-    def revert(cls, ctx: Context, record: Record) -> Outcome:
-        removed = 0
-        for rule in reversed(record["rules"]):
-            if ctx.host.proc.run(cls._with(rule, "-D"), timeout=30, check=False).returncode == 0:
-                removed += 1
-        return Outcome.change(f"removed {removed} rule(s)") if removed else Outcome.noop("already absent")
-
-    @classmethod
-    def merge(cls, old: Record, new: Record) -> Record:
-        """A later run may add rules (the uplink changed): undo must cover both runs'."""
-        return {**old, "rules": list(old["rules"]) + [r for r in new["rules"] if r not in old["rules"]]}
-
-    @classmethod
-    def describe_revert(cls, record: Record) -> Outcome:
-        return Outcome.change(f"remove {len(record['rules'])} iptables rule(s)")
-
-    def remove(self, ctx: Context) -> Outcome:
-        present = [r for r in self.rules() if self._present(ctx, r)]
-        return self.revert(ctx, {"rules": present})
-
-    def plan_remove(self, ctx: Context) -> Outcome:
-        present = [r for r in self.rules() if self._present(ctx, r)]
-        return Outcome.change(f"remove {len(present)} rule(s)") if present else Outcome.noop("already absent")
 
 
 def named_conf(ctx: Context, directory: str) -> str:
@@ -388,7 +398,7 @@ def tayga_conf(ctx: Context, directory: str) -> str:
 
 
 @dataclass
-class PrefixForward(Step):
+class PrefixForward(FirewallRules):
     """ip6tables rules that let traffic to and from the DNS64 prefix through the FORWARD chain.
 
     An engine with IPv6 firewalling (docker with ip6tables, the default since docker 27) sets
@@ -406,55 +416,7 @@ class PrefixForward(Step):
 
     def rules(self) -> list[list[str]]:
         comment = ["-m", "comment", "--comment", RULE_COMMENT]
-        return [["FORWARD", direction, str(self.prefix), *comment, "-j", "ACCEPT"] for direction in ("-d", "-s")]
-
-    @staticmethod
-    def _run(ctx: Context, action: str, rule: list[str]) -> int:
-        argv = ["ip6tables", "-w", "5", "-t", "filter", action, *rule]
-        return ctx.host.proc.run(argv, timeout=30, check=action not in ("-C", "-D")).returncode
-
-    def _missing(self, ctx: Context) -> list[list[str]]:
-        if ctx.host.proc.which("ip6tables") is None:
-            raise HostError("ip6tables is not installed; the DNS64 prefix must pass the FORWARD chain "
-                            "(apt-get install iptables)")
-        return [rule for rule in self.rules() if self._run(ctx, "-C", rule) != 0]
-
-    def plan(self, ctx: Context) -> Outcome:
-        missing = self._missing(ctx)
-        if not missing:
-            return Outcome.noop("the rules are in place")
-        return Outcome.change(*(f"ip6tables -I {' '.join(rule)}" for rule in missing))
-
-    def apply(self, ctx: Context) -> Record:
-        added: list[list[str]] = []
-        try:
-            for rule in self._missing(ctx):
-                # At the top: the engine's own chains and a DROP policy must not come first.
-                self._run(ctx, "-I", rule)
-                added.append(rule)
-        except BaseException:
-            for rule in reversed(added):
-                self._run(ctx, "-D", rule)
-            raise
-        return {"rules": added, "summary": self.title}
-
-    @classmethod
-    def revert(cls, ctx: Context, record: Record) -> Outcome:
-        removed = sum(1 for rule in reversed(record["rules"]) if cls._run(ctx, "-D", rule) == 0)
-        return Outcome.change(f"removed {removed} rule(s)") if removed else Outcome.noop("already absent")
-
-    @classmethod
-    def merge(cls, old: Record, new: Record) -> Record:
-        """A later run may add rules (the uplink changed): undo must cover both runs'."""
-        return {**old, "rules": list(old["rules"]) + [r for r in new["rules"] if r not in old["rules"]]}
-
-    @classmethod
-    def describe_revert(cls, record: Record) -> Outcome:
-        return Outcome.change(f"remove {len(record['rules'])} ip6tables rule(s)")
-
-    def remove(self, ctx: Context) -> Outcome:
-        return self.revert(ctx, {"rules": self.rules()})
-
-    def plan_remove(self, ctx: Context) -> Outcome:
-        present = len(self.rules()) - len(self._missing(ctx))
-        return Outcome.change(f"remove {present} rule(s)") if present else Outcome.noop("already absent")
+        return [
+            ["ip6tables", "-t", "filter", "FORWARD", direction, str(self.prefix), *comment, "-j", "ACCEPT"]
+            for direction in ("-d", "-s")
+        ]
