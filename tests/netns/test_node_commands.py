@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster import EXAMPLES, Cluster, make_cluster
+from cluster import EXAMPLES, SYSCTLS, Cluster, make_cluster
 
 from kubeadm_schema import check_stream
 
@@ -167,14 +167,20 @@ def test_missing_interface_is_reported_before_any_change(cluster: Cluster) -> No
     name = next(iter(cluster.nodes))
     node = cluster.nodes[name]
     node.exec("ip", "link", "set", "eth1", "name", "eth9")
-    before = node.snapshot_without_eth1() if hasattr(node, "snapshot_without_eth1") else None
-    files_before = sorted(str(p) for p in node.root.rglob("*"))
+    links_before = node.exec("ip", "-j", "addr", "show").stdout
+    routes_before = node.exec("ip", "-j", "-6", "route", "show").stdout + node.exec("ip", "-j", "route", "show").stdout
+    sysctls_before = [node.exec("cat", f"/proc/sys/{s}").stdout for s in SYSCTLS]
+    files_before = {p: p.read_bytes() if p.is_file() else None for p in node.root.rglob("*")}
     result = cluster.run(name, "prepare")
     assert result.returncode == 1
-    assert "eth1" in result.stderr and "does not exist" in result.stderr
+    assert "'eth1'" in result.stderr and "does not exist" in result.stderr and "eth9" in result.stderr
     assert "Traceback" not in result.stderr
-    assert sorted(str(p) for p in node.root.rglob("*")) == files_before
-    assert before is None
+    # Nothing changed: files, addresses and link state, routes, sysctls.
+    assert {p: p.read_bytes() if p.is_file() else None for p in node.root.rglob("*")} == files_before
+    assert node.exec("ip", "-j", "addr", "show").stdout == links_before
+    routes_after = node.exec("ip", "-j", "-6", "route", "show").stdout + node.exec("ip", "-j", "route", "show").stdout
+    assert routes_after == routes_before
+    assert [node.exec("cat", f"/proc/sys/{s}").stdout for s in SYSCTLS] == sysctls_before
 
 
 def test_failed_prepare_rolls_back(cluster: Cluster) -> None:

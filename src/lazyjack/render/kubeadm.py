@@ -132,6 +132,22 @@ def _scheduler_args(v: KubeadmValues) -> dict[str, str]:
     return {"bind-address": "::"} if v.ipv6_only else {}
 
 
+def _component_args(v: KubeadmValues) -> list[tuple[str, dict[str, str]]]:
+    """(component, its extra args) for the control-plane components that need any."""
+    components = (
+        ("apiServer", _apiserver_args(v)),
+        ("controllerManager", _controller_manager_args(v)),
+        ("scheduler", _scheduler_args(v)),
+    )
+    return [(name, args) for name, args in components if args]
+
+
+def _flat_args(doc: Doc, v: KubeadmValues) -> None:
+    """v1alpha2/v1alpha3 keep extra args at the top: apiServerExtraArgs and so on."""
+    for component, args in _component_args(v):
+        doc[f"{component}ExtraArgs"] = args
+
+
 def _bootstrap_tokens(v: KubeadmValues) -> list[Doc]:
     return [{"token": v.token, "ttl": "0s", "usages": list(TOKEN_USAGES), "groups": list(TOKEN_GROUPS)}]
 
@@ -205,13 +221,8 @@ def _master_beta(v: KubeadmValues) -> list[Doc]:
     if v.api in ("v1beta3", "v1beta4"):
         cluster["imageRepository"] = IMAGE_REPOSITORY
     cluster["networking"] = _networking(v)
-    for key, args in (
-        ("apiServer", _apiserver_args(v)),
-        ("controllerManager", _controller_manager_args(v)),
-        ("scheduler", _scheduler_args(v)),
-    ):
-        if args:
-            cluster[key] = {"extraArgs": _args(args, listed=listed)}
+    for component, args in _component_args(v):
+        cluster[component] = {"extraArgs": _args(args, listed=listed)}
     return [init, cluster, _kubelet(v), _kubeproxy(v)]
 
 
@@ -227,13 +238,7 @@ def _master_v1alpha3(v: KubeadmValues) -> list[Doc]:
     cluster: Doc = {"apiVersion": group, "kind": "ClusterConfiguration"}
     _version_key(cluster, v)
     cluster["networking"] = _networking(v)
-    for key, args in (
-        ("apiServerExtraArgs", _apiserver_args(v)),
-        ("controllerManagerExtraArgs", _controller_manager_args(v)),
-        ("schedulerExtraArgs", _scheduler_args(v)),
-    ):
-        if args:
-            cluster[key] = args
+    _flat_args(cluster, v)
     return [init, cluster, _kubelet(v), _kubeproxy(v)]
 
 
@@ -250,13 +255,7 @@ def _master_v1alpha2(v: KubeadmValues) -> list[Doc]:
         "networking": _networking(v),
     }
     _version_key(master, v)
-    for key, args in (
-        ("apiServerExtraArgs", _apiserver_args(v)),
-        ("controllerManagerExtraArgs", _controller_manager_args(v)),
-        ("schedulerExtraArgs", _scheduler_args(v)),
-    ):
-        if args:
-            master[key] = args
+    _flat_args(master, v)
     master["kubeletConfiguration"] = {"baseConfig": kubelet}
     master["kubeProxy"] = {"config": proxy}
     return [master]

@@ -7,6 +7,7 @@ import pwd
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from lazyjack.errors import HostError
 from lazyjack.steps.base import Context, Outcome, Record, Step
@@ -77,6 +78,7 @@ class KubeadmInit(Step):
     """`kubeadm init --config <work-area>/kubeadm.conf` on the master."""
 
     kind = "kubeadm-init"
+    subcommand: ClassVar[str] = "init"
 
     @property
     def title(self) -> str:
@@ -91,7 +93,7 @@ class KubeadmInit(Step):
         config = str(ctx.real_path(kubeadm_conf_path(ctx)))
         if not ctx.host.files.exists(kubeadm_conf_path(ctx)):
             raise HostError(f"{config} does not exist; run `lazyjack prepare` first")
-        _run_kubeadm(ctx, ["init", "--config", config], what="kubeadm init")
+        _run_kubeadm(ctx, [self.subcommand, "--config", config], what=self.title)
         return {"summary": self.title}
 
     @classmethod
@@ -129,6 +131,7 @@ class KubeadmJoin(KubeadmInit):
     """`kubeadm join --config <work-area>/kubeadm.conf` on a minion."""
 
     kind = "kubeadm-join"
+    subcommand: ClassVar[str] = "join"
 
     @property
     def title(self) -> str:
@@ -139,12 +142,6 @@ class KubeadmJoin(KubeadmInit):
             return Outcome.noop(f"this node has joined ({KUBELET_CONF}); `lazyjack down` resets it")
         return Outcome.change(f"kubeadm join --config {ctx.real_path(kubeadm_conf_path(ctx))}")
 
-    def apply(self, ctx: Context) -> Record:
-        config = str(ctx.real_path(kubeadm_conf_path(ctx)))
-        if not ctx.host.files.exists(kubeadm_conf_path(ctx)):
-            raise HostError(f"{config} does not exist; run `lazyjack prepare` first")
-        _run_kubeadm(ctx, ["join", "--config", config], what="kubeadm join")
-        return {"summary": self.title}
 
 
 @dataclass
