@@ -63,7 +63,9 @@ def test_alias_bomb_fails_fast() -> None:
 
     error = _refused("\n".join(levels).encode())
 
-    assert time.monotonic() - started < 2.0
+    # The budget stops the expansion (10**10 values) long before it could finish; the bound only
+    # catches a hang, the message shows which check refused it.
+    assert time.monotonic() - started < 30
     assert "anchors and aliases" in str(error)
 
 
@@ -85,7 +87,8 @@ def test_oversized_file_is_refused_before_parsing() -> None:
 
     error = _refused(b"#" * (MAX_BYTES + 1))
 
-    assert time.monotonic() - started < 0.5
+    # Only the size check (before decoding and parsing) says this; the bound only catches a hang.
+    assert time.monotonic() - started < 30
     assert f"is {MAX_BYTES + 1} bytes" in str(error)
     assert MAX_BYTES == 4 * 1024 * 1024
 
