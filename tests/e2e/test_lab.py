@@ -26,6 +26,7 @@ from lazyjack.steps.support import support_netns
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "lazyjack" / "examples"
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 LOCK_WAIT = 600.0
+SERIAL_LOCK = "/var/lib"
 
 # IPv6 with node IDs of two hex digits (10 -> ::a, 18 -> ::12, 171 -> ::ab), ptp, a real `init`
 # (not insecure), and no dns64-nat64-runtime: the lab must write `native` into its copy.
@@ -152,20 +153,25 @@ MakeLab = Callable[[str, str], Lab]
 
 @pytest.fixture
 def serial() -> Iterator[None]:
-    """One lab test at a time, also across pytest runs: labs of the same nodes share namespace names.
+    """One lab test at a time, also across pytest runs of different checkouts: labs of the same nodes
+    share namespace names and lab names, which are machine-wide.
 
-    The lock is on this file, which exists anyway, so the lock leaves nothing behind.
+    The lock is on a directory every machine has (no other program flocks it), so it is the same for
+    every checkout and leaves nothing behind.
     """
-    with open(__file__, "rb") as me:
+    fd = os.open(SERIAL_LOCK, os.O_RDONLY | os.O_DIRECTORY)
+    try:
         deadline = time.monotonic() + LOCK_WAIT
         while True:
             try:
-                fcntl.flock(me.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 assert time.monotonic() < deadline, f"another run held the lab test lock for {LOCK_WAIT:g}s"
                 time.sleep(0.2)
         yield
+    finally:
+        os.close(fd)
 
 
 @pytest.fixture
