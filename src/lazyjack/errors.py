@@ -11,6 +11,17 @@ class LazyjackError(Exception):
     exit_code = 1
 
 
+def expected_failure(exc: BaseException) -> bool:
+    """True for lazyjack's own errors and the host's (OSError); False for a ValueError, KeyError, ..."""
+    return isinstance(exc, LazyjackError | OSError)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A failure as a user reads it: lazyjack's own errors and the host's by their message, any other
+    exception with its type as well (`KeyError: 'path'` says nothing without it)."""
+    return str(exc) if expected_failure(exc) else f"{type(exc).__name__}: {exc}"
+
+
 class UsageError(LazyjackError):
     """The command line is wrong."""
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lazyjack.config.model import Config
 from lazyjack.config.plan import IPAddr, NodePlan, Plan, Route, kubeadm_api_for, kubernetes_minor
-from lazyjack.errors import CommandFailed, HostError, LazyjackError, PreflightError
+from lazyjack.errors import CommandFailed, HostError, PreflightError, describe_failure
 from lazyjack.host import Host
 from lazyjack.host.containers import socket_for
 from lazyjack.render.cni import CONFLIST_NAME, render_conflist
@@ -224,8 +224,8 @@ def preflight(ctx: Context, command: str, steps: list[Step]) -> Preflight:
     for step in steps:
         try:
             step.plan(ctx)
-        except (LazyjackError, OSError) as exc:
-            result.errors.append(f"{step.title}: {exc}")
+        except Exception as exc:
+            result.errors.append(f"{step.title}: {describe_failure(exc)}")
     return result
 
 

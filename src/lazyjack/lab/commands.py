@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lazyjack.config.model import Config
 from lazyjack.config.plan import Plan, build_plan, embed_ipv4
-from lazyjack.errors import LazyjackError
+from lazyjack.errors import describe_failure
 from lazyjack.host.daemon import Daemons, DaemonsAPI
 from lazyjack.host.process import Runner, RunnerAPI
 from lazyjack.lab import LabError, Report, checks, cni, internet, snapshot, topology
@@ -261,10 +261,11 @@ def _lab_up(tools: Tools, *, config_path: Path | None, name: str | None, report:
         report(f"lab up interrupted: the lab is left as it is; remove it with `lazyjack lab down --name {name}`")
         raise
     except BaseException as exc:
-        state.phase, state.detail = FAILED, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        what = describe_failure(exc)
+        state.phase, state.detail = FAILED, what.splitlines()[0] if what else type(exc).__name__
         state.save()
-        if isinstance(exc, LazyjackError):
-            raise LabError(f"lab up failed: {exc}\nThe lab is left as it is for a look (`lazyjack lab status`, "
+        if isinstance(exc, Exception):
+            raise LabError(f"lab up failed: {what}\nThe lab is left as it is for a look (`lazyjack lab status`, "
                            f"`lazyjack lab exec NODE -- CMD`); remove it with `lazyjack lab down --name {name}`") from exc
         raise
     state.phase, state.detail = UP, ""
@@ -556,8 +557,8 @@ def _lab_down(tools: Tools, *, name: str, report: Report, verbose: bool, base: P
                 with progress.step(f"Deleting the test pod of {node.name} (CNI DEL)"):
                     _remove_pod(tools, node)
                     state.save()
-            except LazyjackError as exc:
-                report(f"     {exc}")
+            except Exception as exc:  # whatever it was, the rest of the lab must still go
+                report(f"     {describe_failure(exc)}")
                 ok = False
     ok = _undo_nodes(state, report, verbose=verbose) and ok
     ok = _compare_snapshots(tools.proc, state, report) and ok

@@ -6,7 +6,7 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from lazyjack.errors import HostError, LazyjackError
+from lazyjack.errors import HostError, describe_failure, expected_failure
 from lazyjack.steps.base import Context, Outcome, Record, Step, step_kind
 from lazyjack.steps.journal import Entry, Journal
 
@@ -14,7 +14,17 @@ DONE, SAME, WOULD, FAILED, UNDONE = "✓", "·", "~", "✗", "↺"
 
 
 class StepFailed(HostError):
-    """A step failed while acting; says which, why, and what was rolled back."""
+    """A step failed while acting; says which, why, and what was rolled back.
+
+    `unexpected` is True when the cause is not an error lazyjack raises on purpose (a ValueError, a
+    KeyError, ...): the CLI then shows its traceback with --debug.
+    """
+
+    def __init__(self, message: str, *, unexpected: bool = False) -> None:
+        super().__init__(message)
+        self.unexpected = unexpected
+
+
 
 
 @dataclass
@@ -59,18 +69,22 @@ def apply_steps(
             applied.append((step, record, None if earlier is None else copy.deepcopy(earlier.record)))
             journal.add(command=command, key=step.key, kind=step.kind, title=step.title, record=record,
                         merge=step.merge)
-        except (LazyjackError, OSError) as exc:
-            ctx.report(_line(FAILED, step.title, str(exc)))
+        except Exception as exc:
+            # Any exception, not only lazyjack's and the host's: a ValueError from a renderer or a KeyError
+            # from a malformed record must not leave this run's changes in place either.
+            what = describe_failure(exc)
+            ctx.report(_line(FAILED, step.title, what))
             undone = _rollback(ctx, applied, command=command, journal=journal) if rollback else []
             if rollback:
                 tail = f"; rolled back {len(undone)} change(s) of this run" if undone else "; nothing to roll back"
             else:
                 tail = f"; kept {len(applied)} change(s) of this run (--no-rollback); `lazyjack clean` undoes them"
-            raise StepFailed(f"{command} failed at {step.title}: {exc}{tail}") from exc
-        except KeyboardInterrupt:
-            # Ctrl-C, or SIGTERM (the CLI raises it as a KeyboardInterrupt): leave the node as this run found
-            # it, as for a failure. A second interrupt stops the rollback; what is left stays in the journal.
-            ctx.report(_line(FAILED, step.title, "interrupted"))
+            raise StepFailed(f"{command} failed at {step.title}: {what}{tail}", unexpected=not expected_failure(exc)) from exc
+        except BaseException as exc:
+            # Ctrl-C, or SIGTERM (the CLI raises it as a KeyboardInterrupt), or SystemExit: leave the node as this
+            # run found it, as for a failure. A second interrupt stops the rollback; what is left stays in the journal.
+            ctx.report(_line(FAILED, step.title, "interrupted" if isinstance(exc, KeyboardInterrupt)
+                             else describe_failure(exc)))
             if rollback:
                 undone = _rollback(ctx, applied, command=command, journal=journal)
                 ctx.report(f"  {UNDONE} rolled back {len(undone)} change(s) of this run")
@@ -89,8 +103,8 @@ def _rollback(ctx: Context, applied: list[_Applied], *, command: str, journal: J
     for step, record, earlier in reversed(applied):
         try:
             outcome = step.revert(ctx, record)
-        except (LazyjackError, OSError) as exc:
-            ctx.report(_line(FAILED, step.title, f"rollback failed: {exc}"))
+        except Exception as exc:
+            ctx.report(_line(FAILED, step.title, f"rollback failed: {describe_failure(exc)}"))
             continue
         entry = journal.find(command, step.key)
         if entry is not None and earlier is not None:
@@ -116,9 +130,9 @@ def revert_entries(ctx: Context, entries: Sequence[Entry], *, journal: Journal, 
                 result.changed.append(entry.title)
                 continue
             outcome = cls.revert(ctx, entry.record)
-        except (LazyjackError, OSError) as exc:
-            ctx.report(_line(FAILED, entry.title, str(exc)))
-            result.errors.append(f"{entry.title}: {exc}")
+        except Exception as exc:
+            ctx.report(_line(FAILED, entry.title, describe_failure(exc)))
+            result.errors.append(f"{entry.title}: {describe_failure(exc)}")
             continue
         journal.drop(entry)
         if outcome.needed:
@@ -136,9 +150,9 @@ def remove_steps(ctx: Context, steps: Sequence[Step], *, dry_run: bool = False) 
     for step in reversed(steps):
         try:
             outcome = step.plan_remove(ctx) if dry_run else step.remove(ctx)
-        except (LazyjackError, OSError) as exc:
-            ctx.report(_line(FAILED, step.title, str(exc)))
-            result.errors.append(f"{step.title}: {exc}")
+        except Exception as exc:
+            ctx.report(_line(FAILED, step.title, describe_failure(exc)))
+            result.errors.append(f"{step.title}: {describe_failure(exc)}")
             continue
         mark = (WOULD if dry_run else UNDONE) if outcome.needed else SAME
         ctx.report(_line(mark, step.title, "; ".join(outcome.changes) or outcome.reason))
