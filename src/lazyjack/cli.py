@@ -6,6 +6,7 @@ Nothing below this module prints or exits; this is the only place that does.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import socket
@@ -64,27 +65,45 @@ class _Parser(argparse.ArgumentParser):
         raise _ParserExit(status)
 
 
+#: Options whose next argument is their value: that is never an option or a 1.x flag to rewrite.
+_VALUE_OPTIONS = frozenset({"-c", "--config", "--host", "--root", "-o", "--output", "--skip-phases", "--name",
+                            "--timeout", "-V", "--verbose"})
+
+
 def translate_go_flags(argv: Sequence[str]) -> list[str]:
-    """Rewrite lazyjack 1.x flag spellings (`-config FILE`, `-host=NAME`, `-v 4`) to ours."""
+    """Rewrite lazyjack 1.x flag spellings (`-config FILE`, `-host=NAME`, `-v 4`) to ours.
+
+    Only lazyjack's own options are rewritten: not the value of an option (`--config -v`), and nothing
+    after `--` or after the node of `lab exec NODE CMD...`, which is another program's command line.
+    """
     out: list[str] = []
-    skip_next = False
-    for i, arg in enumerate(argv):
-        if arg == "--":  # the rest belongs to another program (`lab exec NODE -- CMD`)
-            out += argv[i:]
+    words: list[str] = []  # the command words so far (`lab`, `exec`, the node)
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--" or (words[:2] == ["lab", "exec"] and len(words) == 3):
+            out += argv[i - 1 :]
             break
-        if skip_next:
-            skip_next = False
-            continue
         name, eq, value = arg.partition("=")
         if name in _GO_IGNORED_BOOL:
             continue
         if name in _GO_IGNORED_VALUE:
-            skip_next = not eq
+            i += 0 if eq else 1
             continue
-        if name in _GO_FLAGS:
-            out.append(f"{_GO_FLAGS[name]}={value}" if eq else _GO_FLAGS[name])
+        if not arg.startswith("-"):
+            words.append(arg)
+            out.append(arg)
             continue
-        out.append(arg)
+        ours = _GO_FLAGS.get(name)
+        if ours is None:
+            ours = name
+            out.append(arg)
+        else:
+            out.append(f"{ours}={value}" if eq else ours)
+        if not eq and ours in _VALUE_OPTIONS and i < len(argv):
+            out.append(argv[i])
+            i += 1
     return out
 
 
@@ -107,7 +126,7 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
     parser.add_argument(
         "--root",
-        default=default("/"),
+        default=default(None),  # None: not given (`lab` refuses it); / otherwise
         metavar="DIR",
         help="act on files under DIR instead of / (for sandboxes and tests)",
     )
@@ -192,11 +211,41 @@ def _add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
             cmd.add_argument("--skip-phases", default=None, metavar="LIST",
                              help="phases of up to skip (default: kubelet and kubeadm when not installed)")
         if name == "exec":
-            cmd.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+            cmd.add_argument("--timeout", type=_exec_timeout, default=None, metavar="SECONDS",
                              help="stop the command after this long (default: no limit, it is interactive)")
             cmd.add_argument("target", metavar="NODE")
             cmd.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD",
                              help="the command and its arguments (default: $SHELL)")
+
+
+#: The longest `lab exec --timeout` (a day): a bound, so that inf, nan and typos are refused.
+MAX_EXEC_TIMEOUT = 24 * 3600
+
+
+def _exec_timeout(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= MAX_EXEC_TIMEOUT:  # also false for nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds between 0 and {MAX_EXEC_TIMEOUT} "
+                                         "(exclusive of 0)")
+    return seconds
+
+
+def _refuse_unhonoured_lab_options(args: argparse.Namespace) -> None:
+    """lab acts on this machine's namespaces with its own sandboxes: options it would ignore are refused."""
+    command = f"lazyjack lab {args.lab_command}"
+    if args.dry_run:
+        raise UsageError(f"--dry-run is not supported by {command}: the lab builds real namespaces; remove it")
+    if args.root is not None:
+        raise UsageError(f"--root is not used by {command}: each lab node has its own sandbox; remove it")
+    if args.host is not None:
+        raise UsageError(f"--host is not used by {command}: the lab runs every node of the config; remove it")
+    if args.config is not None and args.lab_command == "status":
+        raise UsageError(f"--config is not used by {command}: it shows every lab (or --name NAME); remove it")
+    if args.verbose and args.lab_command not in ("up", "down"):
+        raise UsageError(f"--verbose is not used by {command} (only by lab up and lab down); remove it")
 
 
 def _run_lab(args: argparse.Namespace) -> int:
@@ -204,9 +253,11 @@ def _run_lab(args: argparse.Namespace) -> int:
 
     from lazyjack.lab import checks
     from lazyjack.lab import commands as lab
+    from lazyjack.lab.state import lab_name_for
 
     if args.lab_command is None:
         raise UsageError("lab needs a command: up|check|down|status|exec")
+    _refuse_unhonoured_lab_options(args)
     tools = lab.Tools()
     config = Path(args.config) if args.config else None
 
@@ -223,7 +274,8 @@ def _run_lab(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.lab_command == "exec":
         argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-        command, env = lab.exec_argv(name=args.name, target=args.target, argv=argv)
+        name = args.name or (lab_name_for(config) if config else None)
+        command, env = lab.exec_argv(name=name, target=args.target, argv=argv)
         try:
             return subprocess.run(command, env={**os.environ, **env}, timeout=args.timeout).returncode
         except subprocess.TimeoutExpired:
@@ -278,7 +330,7 @@ def _act(args: argparse.Namespace, command: str, config_path: Path, host: str) -
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     plan = build_plan(config, routes_of=host)
-    root = Path(args.root).resolve()
+    root = Path(args.root or "/").resolve()
     if os.geteuid() != 0 and not args.dry_run:
         raise PreflightError(f"lazyjack {command} changes the host and must run as root (or try --dry-run)")
 
@@ -341,6 +393,11 @@ def _main(raw: list[str]) -> int:
     except _ParserExit as exc:
         return exc.status
     except LazyjackError as exc:
+        if debug and getattr(exc, "unexpected", False):
+            # A step met an exception lazyjack did not raise on purpose: where it came from helps a report.
+            import traceback
+
+            traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
         prefix = "error" if exc.exit_code != EXIT_USAGE or isinstance(exc, ConfigError) else "usage error"
         print(f"lazyjack: {prefix}: {exc}", file=sys.stderr)
         return exc.exit_code

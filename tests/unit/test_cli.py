@@ -369,3 +369,136 @@ def test_help_returns_0_instead_of_exiting(argv: list[str], capsys: pytest.Captu
 
     assert code == 0
     assert out.startswith("usage: lazyjack")
+
+
+# --- a step that fails with an exception lazyjack did not expect ----------------------------------
+
+
+def _failing_step(args: Any, out: list[str]) -> int:
+    from lazyjack.steps.engine import StepFailed
+
+    try:
+        raise ValueError("tayga.conf cannot hold '/tmp/lazy jack'")
+    except ValueError as exc:
+        raise StepFailed("prepare failed at NAT64 server (tayga): ValueError: tayga.conf cannot hold "
+                         "'/tmp/lazy jack'; rolled back 3 change(s) of this run", unexpected=True) from exc
+
+
+def test_an_unexpected_exception_in_a_step_is_a_failure_of_that_step(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lazyjack import cli
+
+    monkeypatch.setattr(cli, "_run", _failing_step)
+    code, _, err = _run(["prepare"], capsys)
+    assert code == 1
+    assert err == ("lazyjack: error: prepare failed at NAT64 server (tayga): ValueError: tayga.conf cannot hold "
+                   "'/tmp/lazy jack'; rolled back 3 change(s) of this run\n")
+    assert "internal error" not in err
+
+
+def test_debug_shows_the_traceback_of_an_unexpected_exception_in_a_step(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lazyjack import cli
+
+    monkeypatch.setattr(cli, "_run", _failing_step)
+    code, _, err = _run(["--debug", "prepare"], capsys)
+    assert code == 1
+    assert "Traceback (most recent call last):" in err
+    assert "ValueError: tayga.conf cannot hold '/tmp/lazy jack'" in err
+    assert err.rstrip().endswith("lazyjack: error: prepare failed at NAT64 server (tayga): ValueError: tayga.conf "
+                                 "cannot hold '/tmp/lazy jack'; rolled back 3 change(s) of this run")
+
+
+# --- lab: options it does not honour are refused; the node command is passed on untouched ---------
+
+
+@pytest.fixture
+def lab_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
+    """The lab functions the CLI calls, recording instead of building anything."""
+    from lazyjack.lab import commands as lab
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def record(name: str, result: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append((name, kwargs))
+            return result
+
+        return call
+
+    monkeypatch.setattr(lab, "lab_up", record("up", None))
+    monkeypatch.setattr(lab, "lab_down", record("down", True))
+    monkeypatch.setattr(lab, "lab_check", record("check", []))
+    monkeypatch.setattr(lab, "lab_status", record("status", []))
+    monkeypatch.setattr(lab, "exec_argv", record("exec", (["true"], {})))
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        pytest.param(["--dry-run", "lab", "up"], "--dry-run", id="dry-run-up"),
+        pytest.param(["--root", "/srv/sandbox", "lab", "up"], "--root", id="root"),
+        pytest.param(["--host", "my-master", "lab", "check"], "--host", id="host"),
+        pytest.param(["-host", "my-master", "lab", "status"], "--host", id="go-host"),
+        pytest.param(["--config", "x.yaml", "lab", "status"], "--config", id="config-status"),
+        pytest.param(["-v", "2", "lab", "check"], "--verbose", id="verbose-check"),
+    ],
+)
+def test_lab_refuses_options_it_does_not_honour(
+    argv: list[str], option: str, lab_calls: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(argv, capsys)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"lazyjack: usage error: {option} ")
+    assert "lab" in err.splitlines()[0]
+    assert lab_calls == []
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "0", "1e400", "86401", "ten"])
+def test_lab_exec_timeout_must_be_a_bounded_number_of_seconds(
+    value: str, lab_calls: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(["lab", "exec", f"--timeout={value}", "my-master", "true"], capsys)
+    assert (code, out) == (2, "")
+    assert "--timeout" in err and repr(value) in err and "between" in err, err
+    assert "Traceback" not in err
+    assert lab_calls == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        pytest.param(["lab", "exec", "my-master", "echo", "-v", "x"], ["echo", "-v", "x"], id="-v"),
+        pytest.param(["lab", "exec", "my-master", "--", "echo", "-v", "x"], ["echo", "-v", "x"], id="--"),
+        pytest.param(["lab", "exec", "--timeout", "5", "my-master", "ls", "-config", "-host=x", "-log_dir", "d"],
+                     ["ls", "-config", "-host=x", "-log_dir", "d"], id="go-flags-after-node"),
+        pytest.param(["-v", "1", "lab", "exec", "--name", "demo", "a-minion", "sh", "-c", "-v"],
+                     ["sh", "-c", "-v"], id="options-before"),
+    ],
+)
+def test_lab_exec_passes_the_node_command_untouched(
+    argv: list[str], command: list[str], lab_calls: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    if argv[0] == "-v":
+        code, _, err = _run(argv, capsys)  # -v means nothing to lab exec: refused, the command never runs
+        assert code == 2 and "--verbose" in err
+        argv = argv[2:]
+    code, _, err = _run(argv, capsys)
+    assert code == 0, err
+    (name, kwargs), = lab_calls
+    assert (name, kwargs["argv"]) == ("exec", command)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        pytest.param(["-config", "-v", "up"], ["--config", "-v", "up"], id="value-of--config"),
+        pytest.param(["--host", "-host", "up"], ["--host", "-host", "up"], id="value-of---host"),
+        pytest.param(["lab", "exec", "-c", "-v", "n", "-v"], ["lab", "exec", "-c", "-v", "n", "-v"], id="lab-exec"),
+    ],
+)
+def test_go_flag_spellings_are_not_rewritten_where_they_are_values(argv: list[str], expected: list[str]) -> None:
+    assert translate_go_flags(argv) == expected
