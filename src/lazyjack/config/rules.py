@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
@@ -38,6 +39,12 @@ from lazyjack.config.schema import (
 from lazyjack.errors import ConfigError, Problem
 
 TOKEN_RE = re.compile(r"^[a-z0-9]{6}\.[a-z0-9]{16}$")
+#: A container image reference as docker and podman parse it: [registry[:port]/]path[:tag][@digest].
+IMAGE_RE = re.compile(
+    r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,})?$"
+)
 HASH_RE = re.compile(r"^(sha256:)?[0-9a-fA-F]{64}$")
 DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 NODE_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -45,6 +52,16 @@ FAMILY = {4: "IPv4", 6: "IPv6"}
 MTU_MIN = {"ipv4": 576, "ipv6": 1280, "dual-stack": 1280}
 MTU_MAX = 65535
 MIN_NODE_ID = 2
+#: The longest kubeadm call lazyjack waits for; longer values are typos and overflow timers.
+MAX_KUBEADM_TIMEOUT = 24 * 3600
+#: Besides letters and digits, what a work-area path component may hold: every file lazyjack writes the
+#: path into can carry these as they are (tayga.conf has no quoting, named.conf strings end at a quote,
+#: docker binds split at ':', systemd expands '%' and '$').
+WORK_AREA_PUNCTUATION = frozenset("._-+@~")
+MAX_PATH_BYTES = 255
+#: Linux interface names: IFNAMSIZ less the terminating NUL, in bytes.
+MAX_INTERFACE_BYTES = 15
+MAX_LABEL = 63
 
 
 def _show(value: object) -> str:
@@ -174,14 +191,15 @@ def _parse_opmodes(problems: Problems, path: KeyPath, text: str) -> tuple[str, .
 
 def _check_interface(problems: Problems, path: KeyPath, name: str) -> None:
     if (
-        not 1 <= len(name) <= 15
+        not 1 <= len(name.encode()) <= MAX_INTERFACE_BYTES
         or name in (".", "..")
         or any(c in name for c in "/:")
         or any(c.isspace() for c in name)
     ):
         problems.add(
             path,
-            f"{name!r} is not a valid Linux interface name (1-15 characters, no '/', ':' or whitespace)",
+            f"{name!r} is not a valid Linux interface name "
+            f"(1-{MAX_INTERFACE_BYTES} bytes, no '/', ':' or whitespace)",
         )
 
 
@@ -200,11 +218,11 @@ def _topology(problems: Problems, data: dict[str, Any]) -> tuple[dict[str, NodeS
     ok = True
     for name, value in raw.items():
         path = ("topology", name)
-        if not NODE_NAME_RE.match(name) or len(name) > 253:
+        if not NODE_NAME_RE.match(name) or len(name) > 253 or any(len(p) > MAX_LABEL for p in name.split(".")):
             problems.add(
                 path,
-                f"node name {name!r} must be a lowercase DNS name (letters, digits, '-', '.'), "
-                "because kubeadm and /etc/hosts use it",
+                f"node name {name!r} must be a lowercase DNS name (letters, digits, '-', '.'; at most 253 "
+                f"characters, {MAX_LABEL} between dots), because kubeadm and /etc/hosts use it",
             )
             ok = False
         if not isinstance(value, dict):
@@ -554,11 +572,17 @@ def check_general(p: Parts, problems: Problems, *, require_token: bool) -> None:
                 ("general", "kubernetes-version"),
                 f"{version!r} is not supported; use Kubernetes v1.11.0 or later (1.x)",
             )
-    if timeout_seconds(g.kubeadm_timeout) is None:
+    timeout = timeout_seconds(g.kubeadm_timeout)
+    if timeout is None:
         problems.add(
             ("general", "kubeadm-timeout"),
             f"{_show(g.kubeadm_timeout)} must be a duration like "
             "'10m', '90s' or '1h30m' (or a number of seconds), greater than zero",
+        )
+    elif timeout > MAX_KUBEADM_TIMEOUT:
+        problems.add(
+            ("general", "kubeadm-timeout"),
+            f"{_show(g.kubeadm_timeout)} is too long; kubeadm calls may take at most 24h (e.g. '30m')",
         )
     socket = g.cri_socket
     if not (socket.startswith("unix:///") or socket.startswith("/")) or any(c.isspace() for c in socket):
@@ -567,8 +591,50 @@ def check_general(p: Parts, problems: Problems, *, require_token: bool) -> None:
             f"{socket!r} must be a unix socket such as "
             "'unix:///var/run/containerd/containerd.sock' or 'unix:///var/run/crio/crio.sock'",
         )
-    if not g.work_area.startswith("/") or g.work_area.rstrip("/") == "":
-        problems.add(("general", "work-area"), f"{g.work_area!r} must be an absolute directory path other than /")
+    work_area_problem = _work_area_problem(g.work_area)
+    if work_area_problem:
+        problems.add(("general", "work-area"), f"{g.work_area!r} {work_area_problem}")
+
+
+def _work_area_problem(path: str) -> str:
+    """Why `path` cannot be the work area ("" when it can)."""
+    if not path.startswith("/") or path.rstrip("/") == "":
+        return "must be an absolute directory path other than /"
+    parts = [p for p in path.split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        return "must not have '.' or '..' components; give the directory itself"
+    if any(not (c.isalnum() or c in WORK_AREA_PUNCTUATION) for p in parts for c in p):
+        return ("may hold only letters, digits and . _ - + @ ~ between its slashes (no spaces, quotes, "
+                "backslashes, ':', '%' or '$'): tayga.conf, named.conf, docker and systemd take the path as it is")
+    if len(path.encode()) > MAX_PATH_BYTES:
+        return f"is too long; use at most {MAX_PATH_BYTES} bytes"
+    return ""
+
+
+def check_images(p: Parts, problems: Problems) -> None:
+    """Container images are references docker and podman accept."""
+    for key, section in (("dns64", p.dns64), ("nat64", p.nat64)):
+        if section is not None and not IMAGE_RE.match(section.image):
+            problems.add((key, "image"), f"{section.image!r} is not a container image reference "
+                         "([registry/]name[:tag][@digest], the name in lower case), e.g. 'lazyjack/tayga:latest'")
+
+
+#: Characters that no value of the file may hold: they cannot be typed into it on purpose, and the files
+#: lazyjack writes would end a line or a field at them.
+def _control(text: str) -> str | None:
+    return next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+
+
+def check_control_characters(problems: Problems, data: Any, path: KeyPath = ()) -> None:
+    """No text in the file holds a control character (a NUL, a bell, a line separator, ...)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            check_control_characters(problems, value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            check_control_characters(problems, value, (*path, str(index)))
+    elif isinstance(data, str) and (found := _control(data)) is not None:
+        problems.add(path, f"{data!r} holds the control character U+{ord(found):04X}; remove it")
 
 
 def timeout_seconds(value: str | int) -> float | None:
@@ -612,6 +678,8 @@ def validate(source: Source, *, host: str | None = None, require_token: bool = T
     check_overlaps(p, problems)
     check_support(p, problems)
     check_general(p, problems, require_token=require_token)
+    check_images(p, problems)
+    check_control_characters(problems, data)
     allow_aaaa = check_aliases(p, problems, warnings)
     if p.mode in ("ipv4", "dual-stack"):
         for key in ("nat64", "dns64"):

@@ -53,8 +53,16 @@ def _need_text(value: object, example: str) -> str:
     return value.strip()
 
 
+def _no_zone(text: str) -> None:
+    # ipaddress accepts an IPv6 zone index ("fe80::1%eth0"), and anything may follow the '%'; none of the
+    # files or commands lazyjack writes an address into can use one.
+    if "%" in text:
+        raise PydanticCustomError("lj_zone", "has a zone index (%...); lazyjack's addresses and networks take none")
+
+
 def _cidr(value: object) -> IPNet:
     text = _need_text(value, '"fd00:20::/64" or "10.192.0.0/16"')
+    _no_zone(text)
     if "/" not in text:
         raise PydanticCustomError("lj_cidr", "needs a prefix length, for example {example}", {"example": f"{text}/64"})
     try:
@@ -70,6 +78,7 @@ def _cidr(value: object) -> IPNet:
 
 def _ip(value: object) -> IPAddr:
     text = _need_text(value, '"fd00:10::100" or "172.18.0.200"')
+    _no_zone(text)
     try:
         return ipaddress.ip_address(text)
     except ValueError:
