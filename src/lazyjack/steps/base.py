@@ -81,6 +81,10 @@ class Step(ABC):
     (kept in the journal); `revert` undoes exactly a record, needing nothing but the
     record, so that a journal can be undone even after the config changed; `remove`
     asks for absence without a record (clean of a node prepared by lazyjack 1.x).
+
+    A record is JSON (the journal keeps it), and `kind` names the class that reverts it:
+    both stay as they are once released, or older journals can no longer be undone. Most
+    steps take one of the shapes of `lazyjack.steps.shapes` and write only their hooks.
     """
 
     kind: ClassVar[str] = ""

@@ -30,7 +30,7 @@ from lazyjack.host.containers import Engine, EngineError, EngineUnreachable, Pod
 from lazyjack.render.dns64 import render_named_conf
 from lazyjack.render.nat64 import render_tayga_conf
 from lazyjack.steps.base import Context, Outcome, Record, Step
-from lazyjack.steps.files import missing_dirs, remove_created_dirs
+from lazyjack.steps.shapes import make_parents, remove_created_dirs
 from lazyjack.steps.support import PrefixForward
 
 NETWORK = "support_net"  # the name lazyjack 1.x gave it
@@ -337,9 +337,7 @@ class SupportContainer(Step):
     def apply(self, ctx: Context) -> Record:
         engine = self.engine.connect(ctx)
         files = ctx.host.files
-        created = missing_dirs(ctx, self._conf)
-        for directory in created:
-            files.makedirs(directory, mode=0o700 if directory == self.directory else 0o755)
+        created = make_parents(ctx, self._conf, modes={self.directory: 0o700})
         record = {**self.engine.record(), "name": self.server.name, "conf": self._conf,
                   "created_dirs": created, "summary": self.title}
         try:

@@ -5,23 +5,28 @@ from __future__ import annotations
 import base64
 import difflib
 import hashlib
-import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lazyjack.render.etcfiles import clean_markers, has_markers
 from lazyjack.steps.base import Context, Outcome, Record, Step
+from lazyjack.steps.shapes import make_parents, remove_created_dirs
+
+if TYPE_CHECKING:
+    from lazyjack.host.files import Files
 
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _b64(data: bytes | None) -> str | None:
+def b64(data: bytes | None) -> str | None:
+    """File contents as a journal record keeps them (None: there was no file)."""
     return None if data is None else base64.b64encode(data).decode()
 
 
-def _unb64(text: str | None) -> bytes | None:
+def unb64(text: str | None) -> bytes | None:
     return None if text is None else base64.b64decode(text)
 
 
@@ -46,24 +51,38 @@ def unified_diff(path: str, old: bytes | None, new: bytes | None) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in diff)
 
 
-def remove_created_dirs(ctx: Context, created: list[str]) -> list[str]:
-    """Remove the directories a step created (outermost first in `created`) that are empty now."""
-    files, removed = ctx.host.files, []
-    for directory in reversed(created):
-        if files.exists(directory) and not files.listdir(directory):
-            files.rmdir(directory)
-            removed.append(directory)
-    return removed
+def put_back(files: Files, path: str, original: bytes | None) -> str | None:
+    """Give the file its `original` contents again, or remove it when there was none.
+
+    Returns what was done ("removed PATH", "restored PATH"), or None when it already was so.
+    """
+    if original is None:
+        return f"removed {path}" if files.remove(path) else None
+    if files.read_bytes(path) != original:
+        files.write_atomic(path, original)
+        return f"restored {path}"
+    return None
 
 
-def missing_dirs(ctx: Context, path: str) -> list[str]:
-    """Parent directories of `path` that do not exist yet, outermost first."""
-    missing: list[str] = []
-    parent = posixpath.dirname(path)
-    while parent not in ("/", "") and not ctx.host.files.exists(parent):
-        missing.append(parent)
-        parent = posixpath.dirname(parent)
-    return list(reversed(missing))
+def keep_backup(files: Files, path: str, current: bytes | None, *, mode: int | None = None) -> Record:
+    """Copy `current` (the file before this step) to PATH.bak, new with `mode`; returns the record's backup keys.
+
+    No file, no backup. What was at PATH.bak before is kept in the record, so that undo
+    (`restore_backup`) puts that back.
+    """
+    backup = f"{path}.bak"
+    before = files.read_bytes(backup)
+    if current is not None:
+        files.write_atomic(backup, current, mode=mode)
+    return {"backup": backup if current is not None else None, "backup_original": b64(before)}
+
+
+def restore_backup(files: Files, record: Record) -> list[str]:
+    """Undo `keep_backup`: PATH.bak as it was before the step (removed when there was none)."""
+    if not record.get("backup"):
+        return []
+    done = put_back(files, record["backup"], unb64(record.get("backup_original")))
+    return [done] if done and record.get("backup_original") is None else []
 
 
 @dataclass
@@ -90,17 +109,15 @@ class ManagedFile(Step):
     def apply(self, ctx: Context) -> Record:
         files = ctx.host.files
         original = files.read_bytes(self.path)
-        created_dirs = missing_dirs(ctx, self.path)
+        created_dirs = make_parents(ctx, self.path)
         try:
-            for directory in created_dirs:
-                files.makedirs(directory, mode=0o755)
             files.write_atomic(self.path, self.content, mode=self.mode)
         except BaseException:
             remove_created_dirs(ctx, created_dirs)
             raise
         return {
             "path": self.path,
-            "original": _b64(original),
+            "original": b64(original),
             "written": _digest(self.content),
             "created_dirs": created_dirs,
             "summary": self.title,
@@ -111,18 +128,14 @@ class ManagedFile(Step):
         files = ctx.host.files
         path = record["path"]
         current = files.read_bytes(path)
-        original = _unb64(record["original"])
+        original = unb64(record["original"])
         changes: list[str] = []
         if current is not None and _digest(current) != record["written"] and original is None:
             # Edited after lazyjack wrote it: still ours to remove, but say so.
             changes.append(f"removed {path} (it was edited after lazyjack wrote it)")
             files.remove(path)
-        elif original is None:
-            if files.remove(path):
-                changes.append(f"removed {path}")
-        elif current != original:
-            files.write_atomic(path, original)
-            changes.append(f"restored {path}")
+        elif done := put_back(files, path, original):
+            changes.append(done)
         changes += [f"removed {d}/" for d in remove_created_dirs(ctx, record.get("created_dirs", []))]
         return Outcome.change(*changes) if changes else Outcome.noop(f"{path} already as before")
 
@@ -183,26 +196,19 @@ class MarkedEdit(Step):
         existed = files.exists(self.path)
         current = self._current(ctx)
         new = self._new(current)
-        backup = f"{self.path}.bak"
-        backup_before = files.read_bytes(backup)
-        if existed:
-            files.write_atomic(backup, current)
+        backup = keep_backup(files, self.path, current if existed else None)
         try:
             files.write_atomic(self.path, new)
         except BaseException:
             # Leave nothing half-done: the journal has no record of this step to undo it.
-            if existed and backup_before is None:
-                files.remove(backup)
-            elif existed and backup_before is not None:
-                files.write_atomic(backup, backup_before)
+            restore_backup(files, backup)
             raise
         return {
             "path": self.path,
             "existed": existed,
-            "original": _b64(current),
+            "original": b64(current),
             "written": _digest(new),
-            "backup": backup if existed else None,
-            "backup_original": _b64(backup_before),
+            **backup,
             "summary": self.title,
         }
 
@@ -210,7 +216,7 @@ class MarkedEdit(Step):
     def revert(cls, ctx: Context, record: Record) -> Outcome:
         files = ctx.host.files
         path = record["path"]
-        original = _unb64(record["original"]) or b""
+        original = unb64(record["original"]) or b""
         current = files.read_bytes(path)
         changes: list[str] = []
         if current is not None and _digest(current) == record["written"]:
@@ -224,13 +230,7 @@ class MarkedEdit(Step):
             # Someone edited the file since: keep their edits, take out only our lines.
             files.write_atomic(path, _encode(clean_markers(_decode(current))))
             changes.append(f"removed lazyjack's lines from {path} (it was edited since; other edits kept)")
-        if record.get("backup"):
-            before = _unb64(record.get("backup_original"))
-            if before is None:
-                if files.remove(record["backup"]):
-                    changes.append(f"removed {record['backup']}")
-            elif files.read_bytes(record["backup"]) != before:
-                files.write_atomic(record["backup"], before)
+        changes += restore_backup(files, record)
         return Outcome.change(*changes) if changes else Outcome.noop(f"{path} has no lazyjack lines")
 
     merge = ManagedFile.merge
@@ -274,33 +274,19 @@ class KubeadmConfigFile(ManagedFile):
         return outcome
 
     def apply(self, ctx: Context) -> Record:
-        current = ctx.host.files.read_bytes(self.path)
-        backup_before = ctx.host.files.read_bytes(self.path + ".bak")
-        if current is not None:
-            ctx.host.files.write_atomic(self.path + ".bak", current, mode=self.mode)
+        files = ctx.host.files
+        backup = keep_backup(files, self.path, files.read_bytes(self.path), mode=self.mode)
         try:
             record = super().apply(ctx)
         except BaseException:
-            if current is not None and backup_before is None:
-                ctx.host.files.remove(self.path + ".bak")
-            elif backup_before is not None:
-                ctx.host.files.write_atomic(self.path + ".bak", backup_before)
+            restore_backup(files, backup)
             raise
-        record["backup"] = self.path + ".bak" if current is not None else None
-        record["backup_original"] = _b64(backup_before)
-        return record
+        return {**record, **backup}
 
     @classmethod
     def revert(cls, ctx: Context, record: Record) -> Outcome:
         # The backup first: a directory lazyjack created can only go once it is empty.
-        backup: list[str] = []
-        if record.get("backup"):
-            before = _unb64(record.get("backup_original"))
-            if before is None:
-                if ctx.host.files.remove(record["backup"]):
-                    backup.append(f"removed {record['backup']}")
-            elif ctx.host.files.read_bytes(record["backup"]) != before:
-                ctx.host.files.write_atomic(record["backup"], before)
+        backup = restore_backup(ctx.host.files, record)
         outcome = super().revert(ctx, record)
         changes = [*outcome.changes, *backup]
         return Outcome.change(*changes) if changes else outcome

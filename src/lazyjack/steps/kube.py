@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import pwd
 import stat
 from collections.abc import Callable
@@ -11,7 +10,8 @@ from typing import ClassVar
 
 from lazyjack.errors import HostError
 from lazyjack.steps.base import Context, Outcome, Record, Step
-from lazyjack.steps.files import missing_dirs, remove_created_dirs
+from lazyjack.steps.files import b64, put_back, unb64
+from lazyjack.steps.shapes import Action, make_parents, remove_created_dirs
 
 PKI_DIR = "/etc/kubernetes/pki"
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
@@ -49,81 +49,71 @@ def _run_kubeadm(ctx: Context, args: list[str], *, what: str) -> str:
 
 
 @dataclass
-class KubeletRestart(Step):
+class KubeletRestart(Action):
     """systemd reloads units (the drop-in) and restarts kubelet; nothing to undo."""
 
     kind = "kubelet-restart"
+    nothing_to_undo = "a restart is not undone"
 
     @property
     def title(self) -> str:
         return "kubelet restart"
 
-    def plan(self, ctx: Context) -> Outcome:
+    def done(self, ctx: Context) -> str | None:
         if ctx.host.files.exists(KUBELET_CONF):
-            return Outcome.noop(f"kubelet already runs with kubeadm's configuration ({KUBELET_CONF})")
-        return Outcome.change("systemctl daemon-reload", "systemctl restart kubelet")
+            return f"kubelet already runs with kubeadm's configuration ({KUBELET_CONF})"
+        return None
 
-    def apply(self, ctx: Context) -> Record:
+    def commands(self, ctx: Context) -> list[str]:
+        return ["systemctl daemon-reload", "systemctl restart kubelet"]
+
+    def run(self, ctx: Context) -> Record:
         ctx.host.proc.run(["systemctl", "daemon-reload"], timeout=60)
         ctx.host.proc.run(["systemctl", "restart", "kubelet"], timeout=120)
-        return {"summary": self.title}
-
-    @classmethod
-    def revert(cls, ctx: Context, record: Record) -> Outcome:
-        return Outcome.noop("a restart is not undone")
+        return {}
 
 
 @dataclass
-class KubeadmInit(Step):
+class KubeadmInit(Action):
     """`kubeadm init --config <work-area>/kubeadm.conf` on the master."""
 
     kind = "kubeadm-init"
     subcommand: ClassVar[str] = "init"
+    undo = "kubeadm reset -f"
+    nothing_to_undo = "kubeadm left nothing to reset (no manifests, kubeconfigs or etcd data)"
 
     @property
     def title(self) -> str:
-        return "kubeadm init"
+        return f"kubeadm {self.subcommand}"
 
-    def plan(self, ctx: Context) -> Outcome:
+    def done(self, ctx: Context) -> str | None:
         if ctx.host.files.exists(APISERVER_MANIFEST):
-            return Outcome.noop(f"the control plane exists ({APISERVER_MANIFEST}); `lazyjack down` resets it")
-        return Outcome.change(f"kubeadm init --config {ctx.real_path(kubeadm_conf_path(ctx))}")
+            return f"the control plane exists ({APISERVER_MANIFEST}); `lazyjack down` resets it"
+        return None
 
-    def apply(self, ctx: Context) -> Record:
+    def commands(self, ctx: Context) -> list[str]:
+        return [f"kubeadm {self.subcommand} --config {ctx.real_path(kubeadm_conf_path(ctx))}"]
+
+    def run(self, ctx: Context) -> Record:
         config = str(ctx.real_path(kubeadm_conf_path(ctx)))
         if not ctx.host.files.exists(kubeadm_conf_path(ctx)):
             raise HostError(f"{config} does not exist; run `lazyjack prepare` first")
         _run_kubeadm(ctx, [self.subcommand, "--config", config], what=self.title)
-        return {"summary": self.title}
+        return {}
 
     @classmethod
-    def revert(cls, ctx: Context, record: Record) -> Outcome:
-        if not _kubeadm_leftovers(ctx):
-            return Outcome.noop("kubeadm left nothing to reset (no manifests, kubeconfigs or etcd data)")
+    def leftovers(cls, ctx: Context) -> bool:
+        """Whether kubeadm left something for reset to take away (KUBEADM_LEFTOVERS)."""
+        files = ctx.host.files
+        for path in KUBEADM_LEFTOVERS:
+            info = files.stat(path)
+            if info is not None and (not stat.S_ISDIR(info.st_mode) or files.listdir(path)):
+                return True
+        return False
+
+    @classmethod
+    def run_undo(cls, ctx: Context) -> None:
         _run_kubeadm(ctx, ["reset", "-f"], what="kubeadm reset")
-        return Outcome.change("kubeadm reset -f")
-
-    @classmethod
-    def describe_revert(cls, record: Record) -> Outcome:
-        return Outcome.change("kubeadm reset -f")
-
-    def remove(self, ctx: Context) -> Outcome:
-        return self.revert(ctx, {})
-
-    def plan_remove(self, ctx: Context) -> Outcome:
-        if not _kubeadm_leftovers(ctx):
-            return Outcome.noop("kubeadm left nothing to reset (no manifests, kubeconfigs or etcd data)")
-        return Outcome.change("kubeadm reset -f")
-
-
-def _kubeadm_leftovers(ctx: Context) -> list[str]:
-    files = ctx.host.files
-    found = []
-    for path in KUBEADM_LEFTOVERS:
-        info = files.stat(path)
-        if info is not None and (not stat.S_ISDIR(info.st_mode) or files.listdir(path)):
-            found.append(path)
-    return found
 
 
 @dataclass
@@ -133,15 +123,10 @@ class KubeadmJoin(KubeadmInit):
     kind = "kubeadm-join"
     subcommand: ClassVar[str] = "join"
 
-    @property
-    def title(self) -> str:
-        return "kubeadm join"
-
-    def plan(self, ctx: Context) -> Outcome:
+    def done(self, ctx: Context) -> str | None:
         if ctx.host.files.exists(KUBELET_CONF):
-            return Outcome.noop(f"this node has joined ({KUBELET_CONF}); `lazyjack down` resets it")
-        return Outcome.change(f"kubeadm join --config {ctx.real_path(kubeadm_conf_path(ctx))}")
-
+            return f"this node has joined ({KUBELET_CONF}); `lazyjack down` resets it"
+        return None
 
 
 @dataclass
@@ -176,45 +161,23 @@ class UserKubeconfig(Step):
         if admin is None:
             raise HostError(f"{ctx.real_path(ADMIN_CONF)} does not exist; did kubeadm init succeed?")
         original = files.read_bytes(path)
-        created = missing_dirs(ctx, path)
+        created = make_parents(ctx, path, mode=0o700, owner=(uid, gid))
         try:
-            for directory in created:
-                files.makedirs(directory, mode=0o700)
-                files.chown(directory, uid, gid)
             files.write_atomic(path, admin, mode=0o600)
             files.chown(path, uid, gid)
         except BaseException:
             # Leave nothing half-done: the journal has no record of this step to undo it.
-            _restore(ctx, path, original, created)
+            put_back(files, path, original)
+            remove_created_dirs(ctx, created)
             raise
-        return {
-            "path": path,
-            "original": None if original is None else base64.b64encode(original).decode(),
-            "created_dirs": created,
-            "summary": self.title,
-        }
+        return {"path": path, "original": b64(original), "created_dirs": created, "summary": self.title}
 
     @classmethod
     def revert(cls, ctx: Context, record: Record) -> Outcome:
-        path = record["path"]
-        original = None if record["original"] is None else base64.b64decode(record["original"])
+        path, original = record["path"], unb64(record["original"])
+        done = put_back(ctx.host.files, path, original)
         # Records of earlier versions name one created directory.
-        created = record.get("created_dirs") or ([record["created_dir"]] if record.get("created_dir") else [])
-        changes = _restore(ctx, path, original, created)
-        if changes:
-            return Outcome.change(*changes)
+        remove_created_dirs(ctx, record.get("created_dirs") or ([record["created_dir"]] if record.get("created_dir") else []))
+        if done:
+            return Outcome.change(done)
         return Outcome.noop("already removed" if original is None else f"{path} already as before")
-
-
-def _restore(ctx: Context, path: str, original: bytes | None, created_dirs: list[str]) -> list[str]:
-    """Put back the user's kubeconfig as it was (absent or `original`), and remove directories made for it."""
-    files = ctx.host.files
-    changes = []
-    if original is None:
-        if files.remove(path):
-            changes.append(f"removed {path}")
-    elif files.read_bytes(path) != original:
-        files.write_atomic(path, original)
-        changes.append(f"restored {path}")
-    remove_created_dirs(ctx, created_dirs)
-    return changes

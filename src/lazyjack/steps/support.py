@@ -19,7 +19,7 @@ from lazyjack.errors import CommandFailed, HostError
 from lazyjack.render.dns64 import render_named_conf
 from lazyjack.render.nat64 import render_tayga_conf
 from lazyjack.steps.base import Context, Outcome, Record, Step
-from lazyjack.steps.files import missing_dirs, remove_created_dirs
+from lazyjack.steps.shapes import Created, Item, Items, make_parents, remove_created_dirs
 
 SUPPORT_LINK = "ljsup0"
 SUPPORT_PEER = "eth0"
@@ -50,51 +50,55 @@ def _addresses_in(ctx: Context, netns: str, link: str) -> list[IPv4Interface | I
 
 
 @dataclass
-class SupportNamespace(Step):
+class SupportNamespace(Created):
     """The network namespace the DNS64 and NAT64 servers live in."""
 
     kind = "support-netns"
     name: str
+    there = "{name} exists"
+    make = "create network namespace {name}"
+    unmake = "delete network namespace {name}"
+    absent = "{name} does not exist"
 
     @property
     def title(self) -> str:
         return f"support namespace {self.name}"
 
-    def plan(self, ctx: Context) -> Outcome:
-        if ctx.host.netns_exists(self.name):
-            return Outcome.noop(f"{self.name} exists")
-        return Outcome.change(f"create network namespace {self.name}")
+    def identity(self) -> Record:
+        return {"name": self.name}
 
-    def apply(self, ctx: Context) -> Record:
+    def exists(self, ctx: Context) -> bool:
+        return ctx.host.netns_exists(self.name)
+
+    def create(self, ctx: Context) -> None:
         ctx.host.netns_add(self.name)
         ctx.host.ip_in(self.name, "link", "set", "lo", "up")
-        return {"name": self.name, "summary": self.title}
 
     @classmethod
-    def revert(cls, ctx: Context, record: Record) -> Outcome:
+    def delete(cls, ctx: Context, record: Record) -> Outcome:
         if ctx.host.netns_del(record["name"]):
             return Outcome.change(f"deleted network namespace {record['name']}")
         return Outcome.noop(f"{record['name']} does not exist")
 
-    def remove(self, ctx: Context) -> Outcome:
-        return self.revert(ctx, {"name": self.name})
-
-    def plan_remove(self, ctx: Context) -> Outcome:
-        if ctx.host.netns_exists(self.name):
-            return Outcome.change(f"delete network namespace {self.name}")
-        return Outcome.noop(f"{self.name} does not exist")
-
 
 @dataclass
-class SupportLink(Step):
+class SupportLink(Created):
     """The support network: gateways on the node's `ljsup0`, server addresses on `eth0` in the namespace."""
 
     kind = "support-link"
     netns: str
+    unmake = "delete {link}"
+    absent = "{link} does not exist"
 
     @property
     def title(self) -> str:
         return f"support network on {SUPPORT_LINK}"
+
+    def identity(self) -> Record:
+        return {"link": SUPPORT_LINK}
+
+    def exists(self, ctx: Context) -> bool:
+        return ctx.host.net.link_exists(SUPPORT_LINK)
 
     def _wanted(self, ctx: Context) -> tuple[list[IPv4Interface | IPv6Interface], list[IPv4Interface | IPv6Interface]]:
         dns64, nat64, support = ctx.config.dns64, ctx.config.nat64, ctx.config.support_net
@@ -121,7 +125,7 @@ class SupportLink(Step):
             return Outcome.noop(f"{SUPPORT_LINK} and {SUPPORT_PEER} have their addresses")
         return Outcome.change(f"re-create {SUPPORT_LINK}: missing {', '.join(map(str, missing))}")
 
-    def apply(self, ctx: Context) -> Record:
+    def create(self, ctx: Context) -> None:
         host, inside = self._wanted(ctx)
         net = ctx.host.net
         net.delete_link(SUPPORT_LINK)
@@ -145,21 +149,12 @@ class SupportLink(Step):
         except BaseException:
             net.delete_link(SUPPORT_LINK)
             raise
-        return {"link": SUPPORT_LINK, "summary": self.title}
 
     @classmethod
-    def revert(cls, ctx: Context, record: Record) -> Outcome:
+    def delete(cls, ctx: Context, record: Record) -> Outcome:
         if ctx.host.net.delete_link(record["link"]):
             return Outcome.change(f"deleted {record['link']} and its peer")
         return Outcome.noop(f"{record['link']} does not exist")
-
-    def remove(self, ctx: Context) -> Outcome:
-        return self.revert(ctx, {"link": SUPPORT_LINK})
-
-    def plan_remove(self, ctx: Context) -> Outcome:
-        if ctx.host.net.link_exists(SUPPORT_LINK):
-            return Outcome.change(f"delete {SUPPORT_LINK}")
-        return Outcome.noop(f"{SUPPORT_LINK} does not exist")
 
 
 @dataclass
@@ -202,9 +197,7 @@ class NativeServer(Step):
         paths = self._paths(ctx)
         files = ctx.host.files
         ctx.host.daemons.stop(paths["pid"], program=self.program)
-        created = missing_dirs(ctx, f"{self.directory}/{self.program}.conf")
-        for directory in created:
-            files.makedirs(directory, mode=0o700 if directory == self.directory else 0o755)
+        created = make_parents(ctx, f"{self.directory}/{self.program}.conf", modes={self.directory: 0o700})
         files.write_atomic(f"{self.directory}/{self.program}.conf", self.conf.encode(), mode=0o644)
         inside = ["ip", "netns", "exec", self.netns]
         (paths["dir"] / "data").mkdir(mode=0o700, exist_ok=True)
@@ -271,12 +264,14 @@ class NativeServer(Step):
         return Outcome.change(f"stop {self.program}") if pid else Outcome.noop(f"{self.program} is not running")
 
 
-class FirewallRules(Step):
+class FirewallRules(Items):
     """iptables/ip6tables rules tagged `lazyjack`, each [program, -t, table, CHAIN, match...].
 
     FORWARD rules go to the top of the chain: a DROP policy or an engine's chains (docker's)
     must not come first.
     """
+
+    record_key, noun = "rules", "rule"
 
     def rules(self) -> list[list[str]]:
         raise NotImplementedError
@@ -286,57 +281,39 @@ class FirewallRules(Step):
         # [program, -t, table, CHAIN, spec...] -> [program, -w, 5, -t, table, action, CHAIN, spec...]
         return [rule[0], "-w", "5", rule[1], rule[2], action, *rule[3:]]
 
+    @staticmethod
+    def _insert(rule: list[str]) -> list[str]:
+        return FirewallRules._with(rule, "-I" if "FORWARD" in rule else "-A")
+
     def _present(self, ctx: Context, rule: list[str]) -> bool:
         return ctx.host.proc.run(self._with(rule, "-C"), timeout=30, check=False).returncode == 0
 
-    def _missing(self, ctx: Context) -> list[list[str]]:
+    def missing(self, ctx: Context) -> list[Item]:
         for program in sorted({rule[0] for rule in self.rules()}):
             if ctx.host.proc.which(program) is None:
                 raise HostError(f"{program} is not installed; {self.title} needs it (apt-get install iptables)")
         return [r for r in self.rules() if not self._present(ctx, r)]
 
+    def present(self, ctx: Context) -> list[Item]:
+        return [r for r in self.rules() if self._present(ctx, r)]
+
+    @classmethod
+    def add(cls, ctx: Context, item: Item) -> None:
+        ctx.host.proc.run(cls._insert(item), timeout=30)
+
+    @classmethod
+    def delete(cls, ctx: Context, item: Item) -> bool:
+        return ctx.host.proc.run(cls._with(item, "-D"), timeout=30, check=False).returncode == 0
+
     def plan(self, ctx: Context) -> Outcome:
-        missing = self._missing(ctx)
+        missing = self.missing(ctx)
         if not missing:
             return Outcome.noop("the rules are in place")
-        return Outcome.change(*(" ".join(self._with(r, "-I" if "FORWARD" in r else "-A")) for r in missing))
-
-    def apply(self, ctx: Context) -> Record:
-        added: list[list[str]] = []
-        try:
-            for rule in self._missing(ctx):
-                ctx.host.proc.run(self._with(rule, "-I" if "FORWARD" in rule else "-A"), timeout=30)
-                added.append(rule)
-        except BaseException:
-            for rule in reversed(added):
-                ctx.host.proc.run(self._with(rule, "-D"), timeout=30, check=False)
-            raise
-        return {"rules": added, "summary": self.title}
-
-    @classmethod
-    def revert(cls, ctx: Context, record: Record) -> Outcome:
-        removed = 0
-        for rule in reversed(record["rules"]):
-            if ctx.host.proc.run(cls._with(rule, "-D"), timeout=30, check=False).returncode == 0:
-                removed += 1
-        return Outcome.change(f"removed {removed} rule(s)") if removed else Outcome.noop("already absent")
-
-    @classmethod
-    def merge(cls, old: Record, new: Record) -> Record:
-        """A later run may add rules (the uplink changed): undo must cover both runs'."""
-        return {**old, "rules": list(old["rules"]) + [r for r in new["rules"] if r not in old["rules"]]}
+        return Outcome.change(*(" ".join(self._insert(r)) for r in missing))
 
     @classmethod
     def describe_revert(cls, record: Record) -> Outcome:
         return Outcome.change(f"remove {len(record['rules'])} firewall rule(s)")
-
-    def remove(self, ctx: Context) -> Outcome:
-        present = [r for r in self.rules() if self._present(ctx, r)]
-        return self.revert(ctx, {"rules": present})
-
-    def plan_remove(self, ctx: Context) -> Outcome:
-        present = [r for r in self.rules() if self._present(ctx, r)]
-        return Outcome.change(f"remove {len(present)} rule(s)") if present else Outcome.noop("already absent")
 
 
 @dataclass
