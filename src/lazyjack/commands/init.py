@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import datetime
-import errno
 import hashlib
 import os
 import secrets
 import string
-import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from lazyjack.config.edit import update_config_file
 from lazyjack.config.model import Config
 from lazyjack.config.plan import Plan
 from lazyjack.config.rules import TOKEN_RE
-from lazyjack.errors import FileOperationFailed, PreflightError
+from lazyjack.errors import PreflightError
 from lazyjack.host.files import Files
 
 TOKEN_ALPHABET = string.ascii_lowercase + string.digits
@@ -152,54 +151,3 @@ def run_init(files: Files, config: Config, plan: Plan, node_name: str, *, config
     update_config_file(config_path, {"token": token, "token-cert-hash": digest})
     report(f"  ✓ wrote token and token-cert-hash into {config_path}; copy it to the other nodes")
     return True
-
-
-def update_config_file(path: Path, general: dict[str, str]) -> None:
-    """Set keys of the general section, keeping comments, key order, indentation, owner and mode; atomic.
-
-    A symbolic link is followed: its target is replaced and the link stays.
-    """
-    from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap
-    from ruamel.yaml.util import load_yaml_guess_indent
-
-    path = path.resolve()
-    try:
-        text = path.read_text(encoding="utf-8")
-        st = path.stat()
-    except OSError as e:
-        raise FileOperationFailed("read", str(path), e.errno or errno.EIO) from e
-    _, indent, block_seq_indent = load_yaml_guess_indent(text)
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    # Keep the file's own indentation and never fold the 64-digit hash onto a second line.
-    yaml.width = 4096
-    yaml.indent(mapping=indent, sequence=indent, offset=block_seq_indent)
-    document = yaml.load(text)
-    section = document.get("general")
-    if section is None:
-        # No section, or an empty `general:`: insert one first (replaces the empty one in place).
-        section = CommentedMap()
-        document.insert(0, "general", section)
-    for key, value in general.items():
-        section[key] = value
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    except OSError as e:
-        raise FileOperationFailed("write", str(path), e.errno or errno.EIO) from e
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            yaml.dump(document, out)
-            out.flush()
-            if os.geteuid() == 0:
-                os.fchown(out.fileno(), st.st_uid, st.st_gid)
-            # After the chown, which may clear set-id bits.
-            os.fchmod(out.fileno(), st.st_mode & 0o7777)
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise FileOperationFailed("write", str(path), e.errno or errno.EIO) from e
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
