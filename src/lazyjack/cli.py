@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from lazyjack import __version__
-from lazyjack.commands import UP_PHASES
+from lazyjack.commands import UP_PHASES, split_phases, unknown_phases
 from lazyjack.errors import ConfigError, LazyjackError, Problem, UsageError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -251,37 +251,39 @@ def _refuse_unhonoured_lab_options(args: argparse.Namespace) -> None:
 def _run_lab(args: argparse.Namespace) -> int:
     import subprocess
 
-    from lazyjack.lab import checks
+    from lazyjack.lab import Tools, checks
     from lazyjack.lab import commands as lab
-    from lazyjack.lab.state import lab_name_for
+    from lazyjack.lab.shell import exec_argv
+    from lazyjack.lab.state import lab_name_for, resolve_lab
+    from lazyjack.lab.status import lab_status
 
     if args.lab_command is None:
         raise UsageError("lab needs a command: up|check|down|status|exec")
     _refuse_unhonoured_lab_options(args)
-    tools = lab.Tools()
+    tools = Tools()
     config = Path(args.config) if args.config else None
 
     def report(line: str) -> None:
         print(line, flush=True)
 
     if args.lab_command == "up":
-        skip = None if args.skip_phases is None else [p.strip() for p in args.skip_phases.split(",") if p.strip()]
+        skip = None if args.skip_phases is None else split_phases(args.skip_phases)
         lab.lab_up(tools, config_path=config, name=args.name, report=report, skip_phases=skip,
                    verbose=args.verbose > 0)
         return EXIT_OK
     if args.lab_command == "status":
-        print("\n".join(lab.lab_status(tools, name=args.name)))
+        print("\n".join(lab_status(tools, name=args.name)))
         return EXIT_OK
     if args.lab_command == "exec":
         argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         name = args.name or (lab_name_for(config) if config else None)
-        command, env = lab.exec_argv(name=name, target=args.target, argv=argv)
+        command, env = exec_argv(name=name, target=args.target, argv=argv)
         try:
             return subprocess.run(command, env={**os.environ, **env}, timeout=args.timeout).returncode
         except subprocess.TimeoutExpired:
             print(f"lazyjack: lab exec: stopped after {args.timeout:g}s", file=sys.stderr)
             return EXIT_FAILED
-    name = lab.resolve_lab(args.name, config)
+    name = resolve_lab(args.name, config)
     if args.lab_command == "check":
         found = lab.lab_check(tools, name=name, report=report)
         print("\n".join(checks.table(found)))
@@ -348,10 +350,10 @@ def _act(args: argparse.Namespace, command: str, config_path: Path, host: str) -
             return EXIT_OK
         from lazyjack.commands.node import NodeRun, run_node_command
 
-        skip = frozenset(p.strip() for p in getattr(args, "skip_phases", "").split(",") if p.strip())
-        unknown = sorted(skip - set(UP_PHASES))
+        skip = frozenset(split_phases(getattr(args, "skip_phases", "")))
+        unknown = unknown_phases(skip)
         if unknown:
-            raise UsageError(f"--skip-phases: unknown phase(s) {', '.join(unknown)}; known: {', '.join(UP_PHASES)}")
+            raise UsageError(unknown)
         opts = NodeRun(command, dry_run=args.dry_run, rollback=not getattr(args, "no_rollback", False),
                        skip_phases=skip)
         run_node_command(machine, config, plan, host, opts, root=root, report=report)

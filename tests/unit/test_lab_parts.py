@@ -13,10 +13,10 @@ from lazyjack.config import load_config
 from lazyjack.lab import LabError
 from lazyjack.lab.checks import Check, table
 from lazyjack.lab.cni import plugin_stdin, pod_addresses
-from lazyjack.lab.commands import _lab_config, resolve_lab
 from lazyjack.lab.internet import InternetPlan, named_conf, plan_internet, zone_text
+from lazyjack.lab.sandbox import lab_config as _lab_config
 from lazyjack.lab.snapshot import _firewall, differences
-from lazyjack.lab.state import LabState, NodeState, check_name, lab_name_for
+from lazyjack.lab.state import LabState, NodeState, check_name, lab_name_for, resolve_lab
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "lazyjack" / "examples"
 

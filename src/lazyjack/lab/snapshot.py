@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from lazyjack.host.process import RunnerAPI
-from lazyjack.lab.topology import NETNS_DIR, nsenter
+from lazyjack.lab import Report
+from lazyjack.lab.state import LabState, NodeState
+from lazyjack.lab.topology import NETNS_DIR, netns_exists, nsenter
+from lazyjack.steps.support import support_netns
 
 TIMEOUT = 30.0
 SYSCTLS = ("net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding")
@@ -106,3 +109,31 @@ def _compare(label: str, old: object, new: object) -> list[str]:
         out += [f"{label}: missing {item}" for item in old if item not in new]
         return out or [f"{label}: order changed"]
     return [f"{label}: was {old!r}, now {new!r}"]
+
+
+def take_node(proc: RunnerAPI, node: NodeState) -> Snapshot:
+    """A snapshot of a lab node, its support namespace (on the DNS64/NAT64 node) included."""
+    extra = [support_netns(node.root.resolve())] if node.is_nat64 else []
+    return take(proc, netns=node.netns, interface=node.interface, root=node.root, extra_netns=extra)
+
+
+def keep(proc: RunnerAPI, node: NodeState) -> None:
+    """Take a node's snapshot before prepare and keep it in the node's directory for lab down."""
+    node.snapshot.write_text(json.dumps(take_node(proc, node), indent=1, sort_keys=True))
+
+
+def back_as_before(proc: RunnerAPI, state: LabState, report: Report) -> bool:
+    """Compare every node that has a kept snapshot with its state now; report each; True if all are back."""
+    ok = True
+    for node in state.nodes.values():
+        if not node.snapshot.exists() or not netns_exists(node.netns):
+            continue
+        diff = differences(json.loads(node.snapshot.read_text()), take_node(proc, node))
+        if diff:
+            ok = False
+            report(f" ✗ {node.name} is not back to its state before prepare:")
+            for line in diff:
+                report(f"     {line}")
+        else:
+            report(f" ✓ {node.name} is back to its state before prepare")
+    return ok

@@ -18,6 +18,8 @@ from lazyjack.lab import LabError
 
 #: Where labs keep their state, one directory per lab.
 STATE_BASE = Path("/var/lib/lazyjack-lab")
+#: The config of `lab up` without --config: the packaged IPv6 example.
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ipv6.yaml"
 STATE_FILE = "lab.json"
 LOCK_FILE = ".lock"
 LOCK_WAIT = 600.0
@@ -49,6 +51,29 @@ def lab_names(*, base: Path = STATE_BASE) -> list[str]:
     if not base.is_dir():
         return []
     return sorted(p.name for p in base.iterdir() if (p / STATE_FILE).is_file())
+
+
+def resolve_lab(name: str | None, config: Path | None, *, base: Path = STATE_BASE) -> str:
+    """The lab meant: by --name, else by the config's name, else the only lab there is."""
+    if name:
+        return name
+    if config is not None:
+        return lab_name_for(config)
+    labs = lab_names(base=base)
+    if len(labs) == 1:
+        return labs[0]
+    if not labs:
+        return lab_name_for(EXAMPLE)
+    raise LabError(f"there are {len(labs)} labs ({', '.join(labs)}); say which with --name NAME")
+
+
+def load_lab(name: str, *, base: Path = STATE_BASE) -> LabState:
+    """The state of the lab `name`; a LabError naming the labs there are when it does not exist."""
+    directory = lab_dir(name, base=base)
+    if not directory.is_dir():
+        known = ", ".join(lab_names(base=base)) or "none"
+        raise LabError(f"there is no lab named {name!r} (labs: {known}); make one with `lazyjack lab up`")
+    return LabState.load(directory)
 
 
 @dataclass

@@ -1,0 +1,79 @@
+"""Making a lab: the switch, a namespace and sandbox per node, the simulated internet; each recorded before it is made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lazyjack.config.model import Config
+from lazyjack.config.plan import Plan
+from lazyjack.host.process import RunnerAPI
+from lazyjack.lab import LabError, Tools, internet, sandbox, topology
+from lazyjack.lab.progress import Progress
+from lazyjack.lab.state import Daemon, LabState, NodeState
+from lazyjack.steps.support import support_netns
+
+UPLINK, UPLINK_OTHER = "eth0", "uplink0"
+BASE_MTU = 1500
+DEFAULT_UPSTREAM = "203.0.113.53"
+
+
+def new_netns(proc: RunnerAPI, state: LabState, name: str, *, switch: bool = False) -> None:
+    """Create a namespace for the lab, recorded first; one that exists already is never taken over."""
+    if topology.netns_exists(name):
+        raise LabError(f"network namespace {name} exists already and is not this lab's; it is left alone")
+    state.add_namespace(name)
+    if switch:
+        topology.add_switch(proc, name)
+    else:
+        topology.add_netns(proc, name)
+
+
+def build(tools: Tools, state: LabState, config: Config, plan: Plan, order: list[str], progress: Progress) -> None:
+    """The lab's namespaces, links, sandboxes and simulated internet."""
+    proc = tools.proc
+    directory = Path(state.directory)
+    with progress.step("Writing the lab's copy of the config") as notes:
+        note = sandbox.lab_config(config, Path(state.source_config), state.lab_config)
+        notes += [note] if note else []
+    switch = topology.switch_netns(state.name)
+    with progress.step(f"Creating the management switch ({switch})"):
+        new_netns(proc, state, switch, switch=True)
+    mtu = max(BASE_MTU, config.mtu)
+    nat64 = plan.nat64_node
+    inet: internet.InternetPlan | None = None
+    if config.mode == "ipv6" and nat64 is not None:
+        inet = internet.plan_internet(
+            config, netns=topology.internet_netns(state.name), node=nat64.name,
+            node_netns=topology.node_netns(nat64.name),
+            uplink=topology.free_name(nat64.interface, UPLINK, UPLINK_OTHER))
+        state.internet = inet.to_state()
+    upstream = str(inet.dns) if inet else DEFAULT_UPSTREAM
+    for index, node_name in enumerate(order):
+        node = plan.nodes[node_name]
+        ns = topology.node_netns(node_name)
+        with progress.step(f"Creating node {node_name} ({ns}, {node.interface})"):
+            state.nodes[node_name] = entry = NodeState(
+                name=node_name, netns=ns, interface=node.interface, roles=list(node.roles),
+                directory=str(directory / "nodes" / node_name))
+            new_netns(proc, state, ns)
+            if node.is_nat64:
+                # lazyjack makes it at prepare; recorded so that down removes it whatever happened.
+                state.add_namespace(support_netns(entry.root.resolve()))
+            topology.plug_node(proc, switch=switch, port=f"p{index}", netns=ns, interface=node.interface, mtu=mtu)
+            sandbox.seed_sandbox(entry.root, node_name, upstream)
+            sandbox.hand_out(state.lab_config, [entry.config])
+    if inet is not None:
+        title = (f"Starting the simulated internet ({inet.netns}: DNS {inet.dns}, "
+                 f"{internet.WWW} A {inet.www}, HTTP)")
+        with progress.step(title):
+            new_netns(proc, state, inet.netns)
+            internet.build_links(proc, inet)
+            servers = directory / "internet"
+            dns_pid = internet.start_dns(tools.daemons, inet, servers / "dns")
+            state.daemons.append(Daemon("dns", "named", str(dns_pid)))
+            state.save()
+            web_pid = internet.start_web(tools.daemons, inet, servers / "web")
+            state.daemons.append(Daemon("web", "http.server", str(web_pid)))
+            state.save()
+        progress.skip(f"Uplink of {inet.node}",
+                      f"{inet.uplink} {internet.LINK_NODE}, default IPv4 route via {internet.LINK_INSIDE.ip}")
