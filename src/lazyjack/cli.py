@@ -253,9 +253,7 @@ def _run_lab(args: argparse.Namespace) -> int:
 
     from lazyjack.lab import Tools, checks
     from lazyjack.lab import commands as lab
-    from lazyjack.lab.shell import exec_argv
     from lazyjack.lab.state import lab_name_for, resolve_lab
-    from lazyjack.lab.status import lab_status
 
     if args.lab_command is None:
         raise UsageError("lab needs a command: up|check|down|status|exec")
@@ -272,12 +270,12 @@ def _run_lab(args: argparse.Namespace) -> int:
                    verbose=args.verbose > 0)
         return EXIT_OK
     if args.lab_command == "status":
-        print("\n".join(lab_status(tools, name=args.name)))
+        print("\n".join(lab.lab_status(tools, name=args.name)))
         return EXIT_OK
     if args.lab_command == "exec":
         argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
         name = args.name or (lab_name_for(config) if config else None)
-        command, env = exec_argv(name=name, target=args.target, argv=argv)
+        command, env = lab.exec_argv(name=name, target=args.target, argv=argv)
         try:
             return subprocess.run(command, env={**os.environ, **env}, timeout=args.timeout).returncode
         except subprocess.TimeoutExpired:

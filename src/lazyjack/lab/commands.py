@@ -1,4 +1,5 @@
-"""lab up, check and down: each a short flow over the lab's parts, shown as status lines ending ✓ or ✗.
+"""The lab commands as the CLI calls them: up, check and down (each a short flow over the lab's parts,
+shown as status lines ending ✓ or ✗), status and exec.
 
 Every function reports through a callback and returns; the CLI prints. `up` records what it is
 about to make in the state file before making it, so `down` can remove a lab whatever became of it.
@@ -19,6 +20,7 @@ from lazyjack.lab.build import build
 from lazyjack.lab.checks import Check
 from lazyjack.lab.preflight import preflight, require_root
 from lazyjack.lab.progress import Progress
+from lazyjack.lab.shell import exec_argv
 from lazyjack.lab.state import (
     DELETING,
     EXAMPLE,
@@ -32,6 +34,9 @@ from lazyjack.lab.state import (
     lab_name_for,
     load_lab,
 )
+from lazyjack.lab.status import lab_status
+
+__all__ = ["exec_argv", "lab_check", "lab_down", "lab_status", "lab_up"]
 
 
 def _load_config(path: Path, *, require_token: bool = False) -> Config:
