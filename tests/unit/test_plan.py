@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from lazyjack.addresses import PlanError, embed_ipv4
 from lazyjack.config import plan
 from lazyjack.config.plan import (
-    PlanError,
     Route,
     build_plan,
     dns_service_ip,
-    embed_ipv4,
     kubeadm_api_for,
     kubernetes_minor,
     management_address,

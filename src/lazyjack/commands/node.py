@@ -10,8 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lazyjack.addresses import IPAddr
 from lazyjack.config.model import Config
-from lazyjack.config.plan import IPAddr, NodePlan, Plan, Route, kubeadm_api_for, kubernetes_minor
+from lazyjack.config.plan import NodePlan, Plan, Route, kubeadm_api_for, kubernetes_minor
 from lazyjack.errors import CommandFailed, HostError, PreflightError, describe_failure
 from lazyjack.host import Host
 from lazyjack.host.containers import socket_for

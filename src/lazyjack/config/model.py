@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from lazyjack.addresses import IPNet
 from lazyjack.config.schema import (
     DEFAULT_MTU,
     Dns64,
     General,
-    IPNet,
     Nat64,
     SupportNet,
 )

@@ -9,31 +9,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from ipaddress import (
-    IPv4Address,
-    IPv4Interface,
-    IPv4Network,
-    IPv6Address,
-    IPv6Interface,
-    IPv6Network,
-    ip_network,
-)
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, IPv6Network, ip_network
 from typing import TYPE_CHECKING, Literal, NamedTuple
+
+from lazyjack.addresses import IPAddr, IPIface, IPNet, PlanError, embed_ipv4
 
 if TYPE_CHECKING:
     from lazyjack.config.model import Config
-
-IPNet = IPv4Network | IPv6Network
-IPAddr = IPv4Address | IPv6Address
-IPIface = IPv4Interface | IPv6Interface
 
 #: Bits a node's pod subnet adds to the cluster pod network.
 NODE_SUBNET_BITS = 8
 #: Index of the cluster DNS service address inside the service network.
 DNS_SERVICE_INDEX = 10
-RFC6052_LENGTHS = (32, 40, 48, 56, 64, 96)
-#: Byte 8 of an RFC 6052 address (bits 64-71), reserved and zero.
-U_OCTET = 8
 
 #: Kubernetes minor version -> the newest kubeadm config API it accepts.
 _API_BY_MINOR: tuple[tuple[int, str], ...] = (
@@ -47,10 +34,6 @@ _API_BY_MINOR: tuple[tuple[int, str], ...] = (
 KUBEADM_API_VERSIONS = tuple(v for _, v in reversed(_API_BY_MINOR))
 LATEST_KUBEADM_API = "v1beta4"
 KUBERNETES_VERSION_RE = re.compile(r"^v(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.+-]+)?$")
-
-
-class PlanError(ValueError):
-    """A value does not fit the address rule it is used in; the message says why."""
 
 
 def management_address(cidr: IPNet, node_id: int) -> IPIface:
@@ -106,24 +89,6 @@ def dns_service_ip(service_cidr: IPNet) -> IPAddr:
 def support_gateway(support_cidr: IPNet) -> IPAddr:
     """The node's own address on the support network: its first host address."""
     return support_cidr.network_address + 1
-
-
-def embed_ipv4(prefix: IPv6Network, v4: IPv4Address) -> IPv6Address:
-    """The IPv6 address that stands for `v4` inside a DNS64/NAT64 prefix (RFC 6052 section 2.2).
-
-    The IPv4 octets follow the prefix, skipping byte 8 (the reserved "u" octet, bits
-    64-71), so for prefix lengths 40 to 56 they straddle it; the suffix stays zero.
-    """
-    if prefix.prefixlen not in RFC6052_LENGTHS:
-        allowed = ", ".join(f"/{n}" for n in RFC6052_LENGTHS)
-        raise PlanError(f"prefix {prefix} has length /{prefix.prefixlen}; RFC 6052 allows {allowed}")
-    packed = bytearray(prefix.network_address.packed)
-    if packed[U_OCTET] != 0:  # only a /96 covers the u octet, so only a /96 can set it
-        raise PlanError(f"prefix {prefix} sets bits 64-71, which RFC 6052 reserves and requires to be zero")
-    slots = [i for i in range(prefix.prefixlen // 8, 16) if i != U_OCTET][:4]
-    for slot, octet in zip(slots, v4.packed, strict=True):
-        packed[slot] = octet
-    return IPv6Address(bytes(packed))
 
 
 def kubeadm_api_for(kubernetes_version: str) -> str | None:

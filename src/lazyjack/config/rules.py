@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from lazyjack.addresses import RFC6052_LENGTHS, U_OCTET, IPAddr, IPNet, PlanError
 from lazyjack.config import plan
 from lazyjack.config.load import KeyPath, Source
 from lazyjack.config.model import ROLES, Config, NodeSpec, is_set
@@ -26,8 +27,6 @@ from lazyjack.config.schema import (
     TOP_LEVEL_KEYS,
     Dns64,
     General,
-    IPAddr,
-    IPNet,
     MgmtNet,
     Nat64,
     Node,
@@ -341,13 +340,13 @@ def check_node_ids(p: Parts, problems: Problems) -> None:
             for net in _nets(p.mgmt.cidr, p.mgmt.cidr2):
                 try:
                     plan.management_address(net, node.id)
-                except plan.PlanError as exc:
+                except PlanError as exc:
                     problems.add(path, f"{exc} (mgmt_net)")
         if p.pod is not None and node.is_cluster_node:
             for net in _nets(p.pod.cidr, p.pod.cidr2):
                 try:
                     plan.pod_subnet(net, node.id)
-                except plan.PlanError as exc:
+                except PlanError as exc:
                     problems.add(path, f"{exc} (pod_net)")
 
 
@@ -486,13 +485,13 @@ def check_support(p: Parts, problems: Problems) -> None:
     support = p.support
     if p.dns64 is not None:
         prefix = p.dns64.cidr
-        if prefix.version == 6 and prefix.prefixlen not in plan.RFC6052_LENGTHS:
+        if prefix.version == 6 and prefix.prefixlen not in RFC6052_LENGTHS:
             problems.add(
                 ("dns64", "cidr"),
                 f"{str(prefix)!r}: a DNS64 prefix length must be one of "
-                f"{', '.join(f'/{n}' for n in plan.RFC6052_LENGTHS)} (RFC 6052)",
+                f"{', '.join(f'/{n}' for n in RFC6052_LENGTHS)} (RFC 6052)",
             )
-        elif prefix.version == 6 and prefix.network_address.packed[plan.U_OCTET] != 0:
+        elif prefix.version == 6 and prefix.network_address.packed[U_OCTET] != 0:
             problems.add(
                 ("dns64", "cidr"),
                 f"{str(prefix)!r} sets bits 64-71, which RFC 6052 reserves; they must be zero "

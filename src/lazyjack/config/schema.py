@@ -7,14 +7,12 @@ relations between values live in `lazyjack.config.rules`.
 from __future__ import annotations
 
 import ipaddress
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 from pydantic_core import PydanticCustomError
 
-IPNet = IPv4Network | IPv6Network
-IPAddr = IPv4Address | IPv6Address
+from lazyjack.addresses import IPAddr, IPNet
 
 DEFAULT_WORK_AREA = "/tmp/lazyjack"
 DEFAULT_CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"

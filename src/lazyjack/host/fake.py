@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv6Interface
 from pathlib import Path
 
+from lazyjack.addresses import IPAddr, IPIface, IPNet
 from lazyjack.errors import CommandFailed, HostError
 from lazyjack.host import Host
 from lazyjack.host.files import Files
@@ -28,9 +29,6 @@ from lazyjack.host.netlink import (
     RTPROT_KERNEL,
     RTPROT_STATIC,
     AddrRecord,
-    IPAddr,
-    IPIface,
-    IPNet,
     LinkRecord,
     Netlink,
     RouteRecord,

@@ -18,11 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import (
     IPv4Address,
-    IPv4Interface,
-    IPv4Network,
     IPv6Address,
-    IPv6Interface,
-    IPv6Network,
     ip_address,
     ip_interface,
     ip_network,
@@ -30,11 +26,8 @@ from ipaddress import (
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from lazyjack.addresses import IPAddr, IPIface, IPNet
 from lazyjack.errors import NetlinkFailed
-
-IPAddr = IPv4Address | IPv6Address
-IPNet = IPv4Network | IPv6Network
-IPIface = IPv4Interface | IPv6Interface
 
 # Values from <linux/rtnetlink.h>, <linux/if_addr.h> and <linux/if.h>.
 MAIN_TABLE = 254

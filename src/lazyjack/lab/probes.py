@@ -11,8 +11,9 @@ import shutil
 from ipaddress import IPv6Network
 from pathlib import Path
 
+from lazyjack.addresses import embed_ipv4
 from lazyjack.config.model import Config
-from lazyjack.config.plan import Plan, embed_ipv4
+from lazyjack.config.plan import Plan
 from lazyjack.host.process import RunnerAPI
 from lazyjack.lab import Tools, checks, cni, internet, topology
 from lazyjack.lab.build import new_netns

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
-from lazyjack.config.plan import RFC6052_LENGTHS as NAT64_PREFIX_LENGTHS
-from lazyjack.config.plan import embed_ipv4
+from lazyjack.addresses import RFC6052_LENGTHS as NAT64_PREFIX_LENGTHS
+from lazyjack.addresses import embed_ipv4
 
 
 def render_named_conf(

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import ip_address
+
+from lazyjack.addresses import IPAddr
 
 ADD_MARK = "#[+]"
 DEL_MARK = "#[-] "
 
-IPAddress = IPv4Address | IPv6Address
 
 # glibc splits hosts fields at any C-locale space (hosts(5) names blanks and tabs; a
 # CRLF file leaves a \r after the last name); "#" starts a comment anywhere.
@@ -66,7 +67,7 @@ def has_markers(text: str) -> bool:
     return any(_is_added(line) or line.startswith(DEL_MARK) for line in _split_lines(text))
 
 
-def hosts_with_nodes(text: str, entries: Sequence[tuple[str, IPAddress]]) -> str:
+def hosts_with_nodes(text: str, entries: Sequence[tuple[str, IPAddr]]) -> str:
     """Return /etc/hosts ``text`` edited so that every node name resolves to its IP.
 
     ``entries`` holds ``(name, ip)`` for every cluster node, in the order the lines are
@@ -103,7 +104,7 @@ def hosts_with_nodes(text: str, entries: Sequence[tuple[str, IPAddress]]) -> str
     return _append(lines, missing)
 
 
-def resolv_with_nameserver(text: str, nameserver: IPAddress) -> str:
+def resolv_with_nameserver(text: str, nameserver: IPAddr) -> str:
     """Return /etc/resolv.conf ``text`` edited so that ``nameserver`` is asked first.
 
     Starting from the cleaned text: if the first ``nameserver`` line already names
@@ -162,14 +163,14 @@ def _append(lines: list[str], added: list[str]) -> str:
     return body + "".join(line + "\n" for line in added)
 
 
-def _parse_ip(field: str) -> IPAddress | None:
+def _parse_ip(field: str) -> IPAddr | None:
     try:
         return ip_address(field)
     except ValueError:
         return None
 
 
-def _hosts_mapping(line: str) -> tuple[IPAddress, frozenset[str]] | None:
+def _hosts_mapping(line: str) -> tuple[IPAddr, frozenset[str]] | None:
     """Return the address and lower-cased names of a hosts entry, or None for any other line.
 
     The resolver skips lines whose first field is not an address, so they are left alone.

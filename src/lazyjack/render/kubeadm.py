@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 from typing import Any
 
+from lazyjack.addresses import IPAddr, IPNet
 from lazyjack.config.model import Config
 from lazyjack.config.plan import (
     KUBEADM_API_VERSIONS,
-    IPAddr,
-    IPNet,
     Plan,
     kubernetes_minor,
 )

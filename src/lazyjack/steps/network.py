@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from ipaddress import ip_address, ip_interface, ip_network
 from typing import TYPE_CHECKING
 
-from lazyjack.config.plan import IPIface, IPNet, Route
+from lazyjack.addresses import IPIface, IPNet
+from lazyjack.config.plan import Route
 from lazyjack.errors import HostError
 from lazyjack.steps.base import Context, Outcome, Record, Step
 from lazyjack.steps.shapes import Action, Created, Item, Items, Setting

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv6Interface, IPv6Network, ip_interface
 from pathlib import Path
 
-from lazyjack.config.plan import IPNet, support_gateway
+from lazyjack.addresses import IPNet
+from lazyjack.config.plan import support_gateway
 from lazyjack.errors import CommandFailed, HostError
 from lazyjack.render.dns64 import render_named_conf
 from lazyjack.render.nat64 import render_tayga_conf
