@@ -17,9 +17,11 @@ from lazyjack.errors import CommandFailed, HostError, PreflightError, describe_f
 from lazyjack.host import Host
 from lazyjack.host.containers import socket_for
 from lazyjack.render.cni import CONFLIST_NAME, render_conflist
+from lazyjack.render.dns64 import named_conf
 from lazyjack.render.etcfiles import hosts_with_nodes, resolv_with_nameserver
 from lazyjack.render.kubeadm import render_kubeadm_config
 from lazyjack.render.kubelet import DROPIN_PATH, render_kubelet_dropin
+from lazyjack.render.nat64 import tayga_conf
 from lazyjack.steps.base import Context, Step
 from lazyjack.steps.containers import container_steps
 from lazyjack.steps.engine import RunResult, apply_steps, remove_steps, revert_entries
@@ -41,9 +43,7 @@ from lazyjack.steps.support import (
     PrefixForward,
     SupportLink,
     SupportNamespace,
-    named_conf,
     support_netns,
-    tayga_conf,
 )
 
 CNI_DIR = "/etc/cni/net.d"
@@ -102,9 +102,9 @@ def prepare_steps(ctx: Context) -> list[Step]:
 
 def dns64_nat64_steps(ctx: Context) -> list[Step]:
     """The DNS64/NAT64 node: the support network, both servers, routes to them, masquerade."""
-    config, node = ctx.config, ctx.node
-    assert config.support_net is not None
-    runtime = config.general.dns64_nat64_runtime
+    node, egress = ctx.node, ctx.egress
+    runtime = ctx.config.general.dns64_nat64_runtime
+    masquerade = Masquerade(egress.support.v4cidr, egress.support.cidr, ctx.host.net.default_route_dev(socket.AF_INET))
     if runtime in ("docker", "podman"):
         # The engine's bridge holds the support network's gateways; the kernel picks it for the routes.
         engine_routes = [r._replace(device=None) for r in node.routes if r.phase == "prepare"]
@@ -114,24 +114,27 @@ def dns64_nat64_steps(ctx: Context) -> list[Step]:
             Routes("the DNS64 prefix and NAT64 pool", engine_routes),
             # Engines masquerade their networks only with their own iptables rules on (often off on
             # Kubernetes nodes), and docker's FORWARD chain drops new IPv6 connections into the bridge.
-            Masquerade(config.support_net.v4cidr, config.support_net.cidr,
-                       ctx.host.net.default_route_dev(socket.AF_INET)),
+            masquerade,
         ]
     netns = support_netns(ctx.root)
     routes = [Route(r.destination, r.gateway, r.purpose, r.phase, SUPPORT_LINK) for r in node.routes
               if r.phase == "prepare"]
-    work = ctx.work_area.rstrip("/")
+    nat64_dir, dns64_dir = (f"{ctx.work_area.rstrip('/')}/{server}" for server in ("nat64", "dns64"))
+
+    def state_dir(directory: str) -> str:
+        return str(ctx.real_path(directory) / "data")
+
     return [
         Sysctl("net.ipv4.ip_forward", "1"),
         SupportNamespace(netns),
         SupportLink(netns),
-        NativeServer(netns, "tayga", tayga_conf(ctx, f"{work}/nat64"), f"{work}/nat64"),
-        NativeServer(netns, "named", named_conf(ctx, f"{work}/dns64"), f"{work}/dns64"),
+        NativeServer(netns, "tayga", tayga_conf(egress, data_dir=state_dir(nat64_dir)), nat64_dir),
+        NativeServer(netns, "named", named_conf(egress, state_dir=state_dir(dns64_dir)), dns64_dir),
         Routes("the DNS64 prefix and NAT64 pool", routes),
-        Masquerade(config.support_net.v4cidr, config.support_net.cidr, ctx.host.net.default_route_dev(socket.AF_INET)),
+        masquerade,
         # An IPv6 FORWARD policy of DROP (docker on the host sets it) would stop the cluster's
         # new connections to NAT64 addresses: the DNS64 prefix lies outside the support network.
-        PrefixForward(config.dns64.cidr),  # type: ignore[union-attr,arg-type]
+        PrefixForward(egress.dns64.cidr),
     ]
 
 
@@ -149,7 +152,7 @@ def up_steps(ctx: Context) -> list[Step]:
         return steps
     if "cni" not in skip:
         ranges = list(zip(node.pod_subnets, node.pod_gateways, strict=True))
-        conflist = render_conflist(plugin=config.plugin, ranges=ranges, mtu=config.mtu)  # type: ignore[arg-type]
+        conflist = render_conflist(plugin=config.plugin, ranges=ranges, mtu=config.mtu)
         steps.append(ManagedFile(f"{CNI_DIR}/{CONFLIST_NAME}", conflist.encode(), label="CNI config"))
     if "routes" not in skip:
         steps.append(Routes("other nodes' pod subnets", [r for r in node.routes if r.phase == "up"]))

@@ -47,11 +47,12 @@ def describe_plan(config: Config, plan: Plan, *, host: str | None = None) -> str
         f"API server:      {plan.api_advertise_address} on {plan.master.name}",
         f"kubeadm API:     {api}",
     ]
-    if config.dns64 is not None and config.nat64 is not None and config.support_net is not None:
+    egress = config.egress
+    if egress is not None:
         lines.append(
-            f"DNS64/NAT64:     {config.dns64.ip} / {config.nat64.ip} on support network "
-            f"{config.support_net.cidr} + {config.support_net.v4cidr}, prefix {config.dns64.cidr}, "
-            f"forwarder {plan.dns64_forwarder} ({config.dns64.remote_server}), "
+            f"DNS64/NAT64:     {egress.dns64.ip} / {egress.nat64.ip} on support network "
+            f"{egress.support.cidr} + {egress.support.v4cidr}, prefix {egress.dns64.cidr}, "
+            f"forwarder {plan.dns64_forwarder} ({egress.dns64.remote_server}), "
             f"runtime {config.general.dns64_nat64_runtime}"
         )
     for node in plan.nodes.values():

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from lazyjack.addresses import IPNet
-from lazyjack.config.schema import (
-    DEFAULT_MTU,
-    Dns64,
-    General,
-    Nat64,
-    SupportNet,
-)
+from lazyjack.config.egress import Dns64Server, Egress, Nat64Gateway, SupportNetwork
+from lazyjack.config.schema import DEFAULT_MTU, General
 
 if TYPE_CHECKING:
     from lazyjack.config.load import Source
 
 ROLES = ("master", "minion", "dns64", "nat64")
+Plugin = Literal["bridge", "ptp"]
 DEFAULT_INSECURE_TOKEN = "abcdef.abcdefghijklmnop"
 
 
@@ -45,16 +41,14 @@ class Config:
 
     general: General
     mode: str
-    plugin: str
+    plugin: Plugin
     nodes: dict[str, NodeSpec]
     mgmt: tuple[IPNet, ...]
     pod: tuple[IPNet, ...]
     service: tuple[IPNet, ...]
     mtu: int = DEFAULT_MTU
-    support_net: SupportNet | None = None
-    nat64: Nat64 | None = None
-    dns64: Dns64 | None = None
-    allow_aaaa: bool = False
+    #: ipv6 mode: the support network, DNS64 and NAT64 in the types validation proved; None otherwise.
+    egress: Egress | None = None
     kubeadm_timeout: float = 600.0
     warnings: tuple[str, ...] = ()
     source: Source | None = field(default=None, compare=False, repr=False)
@@ -62,6 +56,25 @@ class Config:
     @property
     def work_area(self) -> str:
         return self.general.work_area
+
+    # The parts of `egress` by their section names; None outside ipv6 mode.
+
+    @property
+    def support_net(self) -> SupportNetwork | None:
+        return self.egress.support if self.egress else None
+
+    @property
+    def nat64(self) -> Nat64Gateway | None:
+        return self.egress.nat64 if self.egress else None
+
+    @property
+    def dns64(self) -> Dns64Server | None:
+        return self.egress.dns64 if self.egress else None
+
+    @property
+    def allow_aaaa(self) -> bool:
+        """dns64.allow_aaaa_use (or its 1.x name allow_ipv6_use): real AAAA records are used when they exist."""
+        return self.egress.dns64.allow_aaaa if self.egress else False
 
     @property
     def token(self) -> str:

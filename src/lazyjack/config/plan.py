@@ -238,9 +238,10 @@ def _pod_routes(node: NodePlan, targets: list[tuple[str, IPNet, IPAddr, str]]) -
 
 def _support_routes(config: Config, node: NodePlan, nat64_node: NodePlan | None) -> list[Route]:
     """IPv6 mode: the routes that reach the DNS64 prefix and the support network."""
-    dns64, nat64, support = config.dns64, config.nat64, config.support_net
-    if config.mode != "ipv6" or dns64 is None or nat64 is None or support is None or nat64_node is None:
+    egress = config.egress
+    if egress is None or nat64_node is None:
         return []
+    dns64, nat64, support = egress.dns64, egress.nat64, egress.support
     if node.is_nat64:
         return [
             Route(dns64.cidr, nat64.ip, "DNS64 prefix to NAT64", "prepare"),
@@ -271,8 +272,8 @@ def build_plan(config: Config, *, routes_of: str | None = None) -> Plan:
         subnets = tuple(pod_subnet(c, spec.id) for c in config.pod) if cluster else ()
         nameserver: IPAddr | None = None
         if cluster:
-            if config.mode == "ipv6" and config.dns64 is not None:
-                nameserver = config.dns64.ip
+            if config.egress is not None:
+                nameserver = config.egress.dns64.ip
             else:
                 own = next(a for a in management if a.version == service_family)
                 nameserver = own.ip
@@ -300,11 +301,8 @@ def build_plan(config: Config, *, routes_of: str | None = None) -> Plan:
     master = next(n for n in nodes.values() if n.is_master)
     advertise = master.management_of(service_family)
     assert advertise is not None  # validation guarantees a management CIDR per service family
-    forwarder = None
-    if config.mode == "ipv6" and config.dns64 is not None and isinstance(config.dns64.cidr, IPv6Network):
-        remote = config.dns64.remote_server
-        if isinstance(remote, IPv4Address):
-            forwarder = embed_ipv4(config.dns64.cidr, remote)
+    egress = config.egress
+    forwarder = embed_ipv4(egress.dns64.cidr, egress.dns64.remote_server) if egress is not None else None
     version = config.general.kubernetes_version
     return Plan(
         mode=config.mode,

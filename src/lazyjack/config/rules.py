@@ -19,8 +19,9 @@ from pydantic import BaseModel, ValidationError
 
 from lazyjack.addresses import RFC6052_LENGTHS, U_OCTET, IPAddr, IPNet, PlanError
 from lazyjack.config import plan
+from lazyjack.config.egress import Egress, egress_of
 from lazyjack.config.load import KeyPath, Source
-from lazyjack.config.model import ROLES, Config, NodeSpec, is_set
+from lazyjack.config.model import ROLES, Config, NodeSpec, Plugin, is_set
 from lazyjack.config.schema import (
     DEFAULT_MTU,
     SECTIONS,
@@ -168,7 +169,7 @@ class Parts:
     support: SupportNet | None
     nat64: Nat64 | None
     dns64: Dns64 | None
-    plugin: str
+    plugin: Plugin
 
 
 def _parse_opmodes(problems: Problems, path: KeyPath, text: str) -> tuple[str, ...] | None:
@@ -263,7 +264,7 @@ def _parts(problems: Problems, data: dict[str, Any]) -> Parts:
     for key in ("mgmt_net", "pod_net", "service_net"):
         if key not in data:
             problems.add((key,), "is required")
-    plugin = "bridge"
+    plugin: Plugin = "bridge"
     top = data.get("plugin")
     if top is not None:
         if top not in ("bridge", "ptp"):
@@ -661,6 +662,12 @@ def check_aliases(p: Parts, problems: Problems, warnings: list[str]) -> bool:
     return bool(value)
 
 
+def _egress(p: Parts, *, allow_aaaa: bool) -> Egress:
+    """ipv6 mode: what the rules proved about support_net, nat64 and dns64, in narrow types."""
+    assert p.support is not None and p.nat64 is not None and p.dns64 is not None
+    return egress_of(p.support, p.nat64, p.dns64, allow_aaaa=allow_aaaa)
+
+
 def validate(source: Source, *, host: str | None = None, require_token: bool = True) -> Config:
     """Check every rule; return the Config or raise ConfigError listing every problem."""
     problems = Problems(source)
@@ -706,10 +713,7 @@ def validate(source: Source, *, host: str | None = None, require_token: bool = T
         pod=tuple(_nets(p.pod.cidr, p.pod.cidr2)),
         service=tuple(_nets(p.service.cidr, p.service.cidr2)),
         mtu=p.pod.mtu if p.pod.mtu is not None else DEFAULT_MTU,
-        support_net=p.support if ipv6 else None,
-        nat64=p.nat64 if ipv6 else None,
-        dns64=p.dns64 if ipv6 else None,
-        allow_aaaa=allow_aaaa,
+        egress=_egress(p, allow_aaaa=allow_aaaa) if ipv6 else None,
         kubeadm_timeout=timeout,
         warnings=tuple(warnings),
         source=source,

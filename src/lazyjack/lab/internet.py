@@ -55,9 +55,9 @@ class InternetPlan:
 
 def plan_internet(config: Config, *, netns: str, node: str, node_netns: str, uplink: str) -> InternetPlan:
     """The internet for `config`'s remote_server; refuses an address outside the lab's internet range."""
-    assert config.dns64 is not None
-    dns = config.dns64.remote_server
-    if not isinstance(dns, IPv4Address) or dns not in SERVERS_NET:
+    assert config.egress is not None
+    dns = config.egress.dns64.remote_server
+    if dns not in SERVERS_NET:
         raise LabError(
             f"dns64.remote_server is {dns}; the lab's simulated internet serves DNS only inside {SERVERS_NET} "
             f"(the packaged examples use 203.0.113.53): set remote_server to an address there for the lab"

@@ -8,7 +8,6 @@ simulated internet's name through its nameserver (DNS64) and fetches its page (N
 from __future__ import annotations
 
 import shutil
-from ipaddress import IPv6Network
 from pathlib import Path
 
 from lazyjack.addresses import embed_ipv4
@@ -74,14 +73,14 @@ def probes(proc: RunnerAPI, state: LabState, config: Config, plan: Plan, pods: d
                     found.append(_failed(label, f"{src}-pod", f"{dst}-pod", f"{dst}'s pod has no IPv{version} address"))
                 else:
                     found.append(ping(label, f"{src}-pod", topology.pod_netns(src), f"{dst}-pod", pod_ip))
-    if config.mode == "ipv6" and state.internet and config.dns64 is not None:
+    if config.egress is not None and state.internet:
         inet = internet.InternetPlan.from_state(state.internet)
-        prefix = config.dns64.cidr
-        assert isinstance(prefix, IPv6Network)
+        dns64 = config.egress.dns64
+        prefix = dns64.cidr
         expected = embed_ipv4(prefix, inet.www)
         for node_name in pods:
             node = state.nodes[node_name]
-            nameserver = first_nameserver(node.root / "etc" / "resolv.conf") or str(config.dns64.ip)
+            nameserver = first_nameserver(node.root / "etc" / "resolv.conf") or str(dns64.ip)
 
             def dns(node: NodeState = node, server: str = nameserver) -> Check:
                 return checks.dns64(proc, source=node.name, netns=node.netns, nameserver=server, name=internet.WWW,

@@ -7,6 +7,7 @@ from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 from lazyjack.addresses import RFC6052_LENGTHS as NAT64_PREFIX_LENGTHS
 from lazyjack.addresses import embed_ipv4
+from lazyjack.config.egress import Egress
 
 
 def render_named_conf(
@@ -75,6 +76,20 @@ def render_named_conf(
     return "\n".join(lines) + "\n"
 
 
+def named_conf(egress: Egress, *, state_dir: str) -> str:
+    """named.conf of the cluster's DNS64 server, listening on dns64.ip, its own files in `state_dir`."""
+    return render_named_conf(
+        prefix=egress.dns64.cidr,
+        forwarder=egress.dns64.remote_server,
+        allow_aaaa=egress.dns64.allow_aaaa,
+        directory=state_dir,
+        # Not named's default /run/named/named.pid: that is the host's own bind9's, which ours
+        # would overwrite and then delete when it stops.
+        pid_file=f"{state_dir}/named.pid",
+        listen_on_v6=[egress.dns64.ip],
+    )
+
+
 def _quoted(field: str, value: str) -> str:
     # named.conf has no escape we want to rely on; refuse what would end the string early.
     if not value or any(c in value for c in '"\\\n\r'):
@@ -85,4 +100,4 @@ def _quoted(field: str, value: str) -> str:
     return f'"{value}"'
 
 
-__all__ = ["NAT64_PREFIX_LENGTHS", "embed_ipv4", "render_named_conf"]
+__all__ = ["NAT64_PREFIX_LENGTHS", "embed_ipv4", "named_conf", "render_named_conf"]

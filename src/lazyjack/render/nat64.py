@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
+from lazyjack.config.egress import Egress
+
+#: tayga's tun device, in the support namespace or the NAT64 container.
+TUN = "nat64"
+
 
 def render_tayga_conf(
     *,
@@ -32,6 +37,17 @@ def render_tayga_conf(
         f"data-dir {_token('data_dir', data_dir)}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def tayga_conf(egress: Egress, *, data_dir: str) -> str:
+    """tayga.conf of the cluster's NAT64 gateway: the DNS64 prefix to the pool, its address map in `data_dir`."""
+    return render_tayga_conf(
+        tun_device=TUN,
+        ipv4_addr=egress.nat64.v4_ip,
+        prefix=egress.dns64.cidr,
+        dynamic_pool=egress.nat64.v4_cidr,
+        data_dir=data_dir,
+    )
 
 
 def _token(field: str, value: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from lazyjack.config.egress import Egress
     from lazyjack.config.model import Config
     from lazyjack.config.plan import NodePlan, Plan
     from lazyjack.host import Host
@@ -34,6 +35,13 @@ class Context:
     @property
     def work_area(self) -> str:
         return self.config.general.work_area
+
+    @property
+    def egress(self) -> Egress:
+        """ipv6 mode's support network, DNS64 and NAT64 (only that mode's steps ask for them)."""
+        egress = self.config.egress
+        assert egress is not None, "the egress settings exist in ipv6 mode only"
+        return egress
 
     def real_path(self, path: str) -> Path:
         """Where a host path lives under --root (what external programs must be told)."""

@@ -20,15 +20,15 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any
 
 from lazyjack.config.plan import support_gateway
 from lazyjack.errors import HostError
 from lazyjack.host.containers import Engine, EngineError, EngineUnreachable, PodmanService
-from lazyjack.render.dns64 import render_named_conf
-from lazyjack.render.nat64 import render_tayga_conf
+from lazyjack.render.dns64 import named_conf
+from lazyjack.render.nat64 import TUN, tayga_conf
 from lazyjack.steps.base import Context, Outcome, Record, Step
 from lazyjack.steps.shapes import make_parents, remove_created_dirs
 from lazyjack.steps.support import PrefixForward
@@ -40,7 +40,6 @@ DNS64_NAME, NAT64_NAME = "bind9", "tayga"  # the names lazyjack 1.x gave the con
 LABEL = "lazyjack"
 HASH_LABEL = "lazyjack.config-hash"
 IMAGE_LABEL = "lazyjack.image-id"
-TUN = "nat64"
 #: Where the generated configuration files appear inside the containers (read-only).
 CONF_DIR = "/etc/lazyjack"
 #: A tmpfs in each container for the daemons' own state (named's keys and pid file, tayga's address map).
@@ -448,30 +447,23 @@ class SupportContainer(Step):
 
 def nat64_container(ctx: Context) -> ContainerPlan:
     """tayga: creates its tun at start; the tun is brought up and the pool and prefix routed into it after."""
-    dns64, nat64 = ctx.config.dns64, ctx.config.nat64
-    assert dns64 is not None and nat64 is not None
-    conf = render_tayga_conf(
-        tun_device=TUN,
-        ipv4_addr=nat64.v4_ip,  # type: ignore[arg-type]
-        prefix=dns64.cidr,  # type: ignore[arg-type]
-        dynamic_pool=nat64.v4_cidr,  # type: ignore[arg-type]
-        data_dir=STATE_DIR,
-    )
+    egress = ctx.egress
+    nat64 = egress.nat64
     return ContainerPlan(
         name=NAT64_NAME,
         role="nat64",
         image=nat64.image,
         command=["tayga", "--nodetach", "--config", f"{CONF_DIR}/tayga.conf"],
         conf_name="tayga.conf",
-        conf_text=conf,
-        ipv6=nat64.ip,  # type: ignore[arg-type]
-        ipv4=nat64.v4_ip,  # type: ignore[arg-type]
+        conf_text=tayga_conf(egress, data_dir=STATE_DIR),
+        ipv6=nat64.ip,
+        ipv4=nat64.v4_ip,
         devices=("/dev/net/tun",),
         sysctls={**IPV6_SYSCTLS, **FORWARDING_SYSCTLS},
         after_start=(
             ("ip", "link", "set", TUN, "up"),
             ("ip", "route", "replace", str(nat64.v4_cidr), "dev", TUN),
-            ("ip", "-6", "route", "replace", str(dns64.cidr), "dev", TUN),
+            ("ip", "-6", "route", "replace", str(egress.dns64.cidr), "dev", TUN),
         ),
         ready="tun",
     )
@@ -479,31 +471,23 @@ def nat64_container(ctx: Context) -> ContainerPlan:
 
 def dns64_container(ctx: Context) -> ContainerPlan:
     """named: IPv6 only (the engine's IPv4 address is removed), the DNS64 prefix routed via the NAT64 container."""
-    dns64, nat64, support = ctx.config.dns64, ctx.config.nat64, ctx.config.support_net
-    assert dns64 is not None and nat64 is not None and support is not None
-    conf = render_named_conf(
-        prefix=dns64.cidr,  # type: ignore[arg-type]
-        forwarder=dns64.remote_server,  # type: ignore[arg-type]
-        allow_aaaa=ctx.config.allow_aaaa,
-        directory=STATE_DIR,
-        pid_file=f"{STATE_DIR}/named.pid",
-        listen_on_v6=[dns64.ip],  # type: ignore[list-item]
-    )
+    egress = ctx.egress
+    dns64 = egress.dns64
     return ContainerPlan(
         name=DNS64_NAME,
         role="dns64",
         image=dns64.image,
         command=["named", "-g", "-c", f"{CONF_DIR}/named.conf"],
         conf_name="named.conf",
-        conf_text=conf,
-        ipv6=dns64.ip,  # type: ignore[arg-type]
+        conf_text=named_conf(egress, state_dir=STATE_DIR),
+        ipv6=dns64.ip,
         ipv4=None,
         sysctls=dict(IPV6_SYSCTLS),
         after_start=(
             # The engine gives every container an IPv4 address on a dual-stack network; the DNS64 server
             # must not have one (1.x removed it too): flush the global IPv4 addresses of its link.
             ("ip", "-4", "addr", "flush", "dev", CONTAINER_LINK, "scope", "global"),
-            ("ip", "-6", "route", "replace", str(dns64.cidr), "via", str(nat64.ip)),
+            ("ip", "-6", "route", "replace", str(dns64.cidr), "via", str(egress.nat64.ip)),
         ),
         ready="dns",
     )
@@ -511,20 +495,12 @@ def dns64_container(ctx: Context) -> ContainerPlan:
 
 def container_steps(ctx: Context, runtime: str, socket_path: str) -> list[Step]:
     """The network and both servers, in the order prepare applies them."""
-    support = ctx.config.support_net
-    assert support is not None
+    egress = ctx.egress
     engine = EngineRef(runtime, socket_path)
     work = ctx.work_area.rstrip("/")
-    v6, v4 = ip_network(support.cidr), ip_network(support.v4cidr)
-    assert isinstance(v6, IPv6Network) and isinstance(v4, IPv4Network)
-    dns64 = ctx.config.dns64
-    assert dns64 is not None
-    prefix = ip_network(dns64.cidr)
-    assert isinstance(prefix, IPv6Network)
     return [
-        SupportNetwork(engine, v6, v4),
+        SupportNetwork(engine, egress.support.cidr, egress.support.v4cidr),
         SupportContainer(engine, nat64_container(ctx), f"{work}/nat64"),
         SupportContainer(engine, dns64_container(ctx), f"{work}/dns64"),
-        PrefixForward(prefix),
+        PrefixForward(egress.dns64.cidr),
     ]
-

@@ -14,17 +14,15 @@ from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv6Interface, IPv6Network, ip_interface
 from pathlib import Path
 
-from lazyjack.addresses import IPNet
+from lazyjack.addresses import IPIface, IPNet
 from lazyjack.config.plan import support_gateway
 from lazyjack.errors import CommandFailed, HostError
-from lazyjack.render.dns64 import render_named_conf
-from lazyjack.render.nat64 import render_tayga_conf
+from lazyjack.render.nat64 import TUN
 from lazyjack.steps.base import Context, Outcome, Record, Step
 from lazyjack.steps.shapes import Created, Item, Items, make_parents, remove_created_dirs
 
 SUPPORT_LINK = "ljsup0"
 SUPPORT_PEER = "eth0"
-TUN = "nat64"
 RULE_COMMENT = "lazyjack"
 
 
@@ -35,14 +33,14 @@ def support_netns(root: Path) -> str:
     return "ljs-" + hashlib.sha256(str(root).encode()).hexdigest()[:10]
 
 
-def _addresses_in(ctx: Context, netns: str, link: str) -> list[IPv4Interface | IPv6Interface]:
+def _addresses_in(ctx: Context, netns: str, link: str) -> list[IPIface]:
     """Global addresses of `link` inside `netns` (none if the link is missing)."""
     out = ctx.host.ip_in(netns, "-j", "addr", "show", "dev", link, check=False)
     try:
         links = json.loads(out or "[]")
     except ValueError:
         return []
-    found: list[IPv4Interface | IPv6Interface] = []
+    found: list[IPIface] = []
     for entry in links:
         for info in entry.get("addr_info", []):
             if info.get("scope") == "global":
@@ -101,17 +99,17 @@ class SupportLink(Created):
     def exists(self, ctx: Context) -> bool:
         return ctx.host.net.link_exists(SUPPORT_LINK)
 
-    def _wanted(self, ctx: Context) -> tuple[list[IPv4Interface | IPv6Interface], list[IPv4Interface | IPv6Interface]]:
-        dns64, nat64, support = ctx.config.dns64, ctx.config.nat64, ctx.config.support_net
-        assert dns64 is not None and nat64 is not None and support is not None
-        v6, v4 = support.cidr, support.v4cidr
-        host = [IPv6Interface((support_gateway(v6), v6.prefixlen)), IPv4Interface((support_gateway(v4), v4.prefixlen))]
-        inside = [
-            IPv6Interface((dns64.ip, v6.prefixlen)),
-            IPv6Interface((nat64.ip, v6.prefixlen)),
-            IPv4Interface((nat64.v4_ip, v4.prefixlen)),
+    def _wanted(self, ctx: Context) -> tuple[list[IPIface], list[IPIface]]:
+        egress = ctx.egress
+        v6, v4 = egress.support.cidr, egress.support.v4cidr
+        host: list[IPIface] = [IPv6Interface((support_gateway(v6), v6.prefixlen)),
+                               IPv4Interface((support_gateway(v4), v4.prefixlen))]
+        inside: list[IPIface] = [
+            IPv6Interface((egress.dns64.ip, v6.prefixlen)),
+            IPv6Interface((egress.nat64.ip, v6.prefixlen)),
+            IPv4Interface((egress.nat64.v4_ip, v4.prefixlen)),
         ]
-        return host, inside  # type: ignore[return-value]
+        return host, inside
 
     def plan(self, ctx: Context) -> Outcome:
         net = ctx.host.net
@@ -222,13 +220,12 @@ class NativeServer(Step):
                 "created_dirs": created, "summary": self.title}
 
     def _prepare_tun(self, ctx: Context, inside: list[str], paths: dict[str, Path]) -> None:
-        nat64, dns64 = ctx.config.nat64, ctx.config.dns64
-        assert nat64 is not None and dns64 is not None
+        egress = ctx.egress
         if not ctx.host.ip_in(self.netns, "link", "show", TUN, check=False):
             ctx.host.proc.run([*inside, "tayga", "--config", str(paths["conf"]), "--mktun"], timeout=30)
         ctx.host.ip_in(self.netns, "link", "set", TUN, "up")
-        ctx.host.ip_in(self.netns, "route", "replace", str(nat64.v4_cidr), "dev", TUN)
-        ctx.host.ip_in(self.netns, "route", "replace", str(dns64.cidr), "dev", TUN)
+        ctx.host.ip_in(self.netns, "route", "replace", str(egress.nat64.v4_cidr), "dev", TUN)
+        ctx.host.ip_in(self.netns, "route", "replace", str(egress.dns64.cidr), "dev", TUN)
 
     @staticmethod
     def _forget_files(ctx: Context, directory: str, program: str, *, created_dirs: list[str]) -> list[str]:
@@ -342,34 +339,6 @@ class Masquerade(FirewallRules):
             ["ip6tables", "-t", "filter", "FORWARD", "-s", str(self.v6cidr), *comment, "-j", "ACCEPT"],
             ["ip6tables", "-t", "filter", "FORWARD", "-d", str(self.v6cidr), *comment, "-j", "ACCEPT"],
         ]
-
-
-def named_conf(ctx: Context, directory: str) -> str:
-    dns64 = ctx.config.dns64
-    assert dns64 is not None
-    real = ctx.real_path(directory) / "data"
-    return render_named_conf(
-        prefix=dns64.cidr,  # type: ignore[arg-type]
-        forwarder=dns64.remote_server,  # type: ignore[arg-type]
-        allow_aaaa=ctx.config.allow_aaaa,
-        directory=str(real),
-        # Not named's default /run/named/named.pid: that is the host's own bind9's, which ours
-        # would overwrite and then delete when it stops.
-        pid_file=str(real / "named.pid"),
-        listen_on_v6=[dns64.ip],  # type: ignore[list-item]
-    )
-
-
-def tayga_conf(ctx: Context, directory: str) -> str:
-    dns64, nat64 = ctx.config.dns64, ctx.config.nat64
-    assert dns64 is not None and nat64 is not None
-    return render_tayga_conf(
-        tun_device=TUN,
-        ipv4_addr=nat64.v4_ip,  # type: ignore[arg-type]
-        prefix=dns64.cidr,  # type: ignore[arg-type]
-        dynamic_pool=nat64.v4_cidr,  # type: ignore[arg-type]
-        data_dir=str(ctx.real_path(directory) / "data"),
-    )
 
 
 # --- the DNS64 prefix through the FORWARD chain ------------------------------------
