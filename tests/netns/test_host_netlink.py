@@ -17,9 +17,10 @@ from ipaddress import ip_address, ip_interface, ip_network
 
 import pytest
 
+from fake_host import FakeNetlink
+from lazyjack.addresses import IPAddr, IPIface, IPNet
 from lazyjack.errors import NetlinkFailed
-from lazyjack.host.fake import FakeNetlink
-from lazyjack.host.netlink import IPAddr, IPIface, IPNet, Netlink, RouteInfo
+from lazyjack.host.netlink import Netlink, RouteInfo
 
 V6_ADDR = ip_interface("fd00:20::1/64")
 V4_ADDR = ip_interface("10.192.0.1/16")

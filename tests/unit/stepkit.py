@@ -21,13 +21,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import lazyjack
+from fake_host import FakeNetlink, FakeRunner, FakeSysctl
 from lazyjack.commands.node import NodeRun, run_node_command
 from lazyjack.config import load_config
 from lazyjack.config.model import Config
 from lazyjack.config.plan import NodePlan, Plan, build_plan
 from lazyjack.errors import FileOperationFailed, HostError
 from lazyjack.host import Host
-from lazyjack.host.fake import FakeNetlink, FakeRunner, FakeSysctl
 from lazyjack.host.files import Files
 from lazyjack.host.process import Completed, ProgressCallback
 from lazyjack.steps.base import Context

@@ -14,6 +14,7 @@ import pytest
 from fake_engine import EngineState, fake_engine, frame, silent_server
 from stepkit import SUPPORT_NODE, FakeNode, make_node
 
+from fake_host import FakeRunner
 from lazyjack.commands.node import dns64_nat64_steps
 from lazyjack.errors import CommandFailed, HostError
 from lazyjack.host.containers import (
@@ -27,7 +28,6 @@ from lazyjack.host.containers import (
     image_reference,
     socket_for,
 )
-from lazyjack.host.fake import FakeRunner
 from lazyjack.host.process import Completed, ProgressCallback
 from lazyjack.steps.base import Context
 from lazyjack.steps.containers import (

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from fake_host import FAULT_POINTS, FakeNetlink, FakeRunner, FakeSysctl, fake_host
 from lazyjack.errors import CommandFailed, HostError, NetlinkFailed
 from lazyjack.host import Host
-from lazyjack.host.fake import FAULT_POINTS, FakeNetlink, FakeRunner, FakeSysctl, fake_host
 from lazyjack.host.netlink import Netlink, RouteInfo
 
 V6_ADDR = ip_interface("fd00:20::1/64")

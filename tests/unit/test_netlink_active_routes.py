@@ -7,8 +7,8 @@ from ipaddress import ip_address, ip_interface, ip_network
 
 import pytest
 
+from fake_host import FakeNetlink
 from lazyjack.errors import NetlinkFailed
-from lazyjack.host.fake import FakeNetlink
 from lazyjack.host.netlink import RouteInfo
 
 GW = ip_address("fd00:20::3")

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from fake_host import FakeNetlink, FakeRunner, FakeSysctl
 from kubeadm_schema import check_stream
 from lazyjack.commands.node import prepare_steps, up_steps
 from lazyjack.config.load import parse_config
@@ -32,7 +33,6 @@ from lazyjack.config.plan import KUBEADM_API_VERSIONS, build_plan, kubeadm_api_f
 from lazyjack.config.rules import validate
 from lazyjack.errors import ConfigError
 from lazyjack.host import Host
-from lazyjack.host.fake import FakeNetlink, FakeRunner, FakeSysctl
 from lazyjack.host.files import Files
 from lazyjack.render.etcfiles import clean_markers
 from lazyjack.render.kubeadm import render_kubeadm_config

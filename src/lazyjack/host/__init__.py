@@ -1,7 +1,8 @@
 """Every side effect on the host, behind small interfaces handed to steps in one `Host`.
 
 netlink: links, addresses, routes (pyroute2). files: files under --root, atomic writes.
-sysctl: /proc/sys. process: external programs. fake: in-memory stand-ins for unit tests.
+sysctl: /proc/sys. process: external programs. daemon: background servers. lock: pid-file locks.
+containers: the Docker Engine API. In-memory stand-ins for unit tests live in tests/fake_host.py.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 `Netlink` holds the logic (what "already there" and "already gone" mean, conflict messages,
 batching); a `Kernel` carries out the bare rtnetlink requests. The real kernel is reached through
 pyroute2, imported only when the first request is made so that CLI start-up stays fast.
-`lazyjack.host.fake.FakeNetlink` is the same `Netlink` on an in-memory kernel.
+The tests' `FakeNetlink` (tests/fake_host.py) is the same `Netlink` on an in-memory kernel.
 
 A kernel request that fails raises `OSError` with the kernel's errno; `Netlink` turns whatever it
 does not treat as a no-op into `NetlinkFailed` naming the operation.
