@@ -22,23 +22,21 @@ DEFAULT_DNS64_IMAGE = "lazyjack/bind9:latest"
 DEFAULT_NAT64_IMAGE = "lazyjack/tayga:latest"
 
 
+#: YAML value types as a user reading their file names them; bool before int, which it subclasses.
+_KINDS: tuple[tuple[type, str], ...] = (
+    (bool, "a boolean"),
+    (int, "a number"),
+    (float, "a decimal number"),
+    (str, "text"),
+    (dict, "a mapping"),
+    (list, "a list"),
+    (type(None), "empty"),
+)
+
+
 def describe(value: object) -> str:
     """Name a YAML value's type the way a user reading their file would."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "a number"
-    if isinstance(value, float):
-        return "a decimal number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "empty"
-    return type(value).__name__
+    return next((name for kind, name in _KINDS if isinstance(value, kind)), type(value).__name__)
 
 
 def _need_text(value: object, example: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import (
     IPv4Address,
@@ -242,26 +242,24 @@ class Netlink:
     def get_mtu(self, name: str) -> int:
         return self._link(name, f"read MTU of {name}").mtu
 
+    def _set(self, name: str, operation: str, request: Callable[[int], None]) -> None:
+        """Make a request that changes the link `name`, naming `operation` when the kernel refuses."""
+        index = self._link(name, operation).index
+        try:
+            request(index)
+        except OSError as e:
+            raise _failed(operation, e) from e
+
     def set_mtu(self, name: str, mtu: int) -> None:
         """Set the MTU (the kernel refuses values the link cannot take with EINVAL).
 
         Beware: an MTU below 1280 disables IPv6 on the link and the kernel drops its IPv6
         addresses and routes; raising the MTU again does not bring them back.
         """
-        operation = f"set MTU of {name} to {mtu}"
-        index = self._link(name, operation).index
-        try:
-            self._kernel.link_set_mtu(index, mtu)
-        except OSError as e:
-            raise _failed(operation, e) from e
+        self._set(name, f"set MTU of {name} to {mtu}", lambda index: self._kernel.link_set_mtu(index, mtu))
 
     def link_up(self, name: str) -> None:
-        operation = f"bring up link {name}"
-        index = self._link(name, operation).index
-        try:
-            self._kernel.link_set_up(index)
-        except OSError as e:
-            raise _failed(operation, e) from e
+        self._set(name, f"bring up link {name}", self._kernel.link_set_up)
 
     def link_down(self, name: str) -> None:
         """Set the link administratively down.
@@ -270,12 +268,7 @@ class Netlink:
         keep_addr_on_down is set); IPv4 addresses stay. Bringing it up again restores only
         the IPv4 connected routes: whoever added the rest must add them again.
         """
-        operation = f"set link {name} down"
-        index = self._link(name, operation).index
-        try:
-            self._kernel.link_set_down(index)
-        except OSError as e:
-            raise _failed(operation, e) from e
+        self._set(name, f"set link {name} down", self._kernel.link_set_down)
 
     def is_up(self, name: str) -> bool:
         """Administratively up (IFF_UP), whether or not there is a carrier."""
@@ -372,32 +365,27 @@ class Netlink:
         """
         operation = "list routes"
         session = _Session(self._kernel)
+        return [
+            session.info(r, operation)
+            for r in self._unicast_routes(family, operation)
+            if r.proto in CONFIGURED_PROTOS
+        ]
+
+    def _unicast_routes(self, family: int | None, operation: str) -> list[RouteRecord]:
+        """Unicast routes of the main table, of `family` (None: both), from one dump."""
         try:
             records = self._kernel.route_dump(family)
         except OSError as e:
             raise _failed(operation, e) from e
-        return [
-            session.info(r, operation)
-            for r in records
-            if r.table == MAIN_TABLE and r.type == RTN_UNICAST and r.proto in CONFIGURED_PROTOS
-        ]
+        return [r for r in records if r.table == MAIN_TABLE and r.type == RTN_UNICAST]
 
     def default_route_dev(self, family: int) -> str | None:
         """Device of the active default route of the main table for `family`, or None."""
         operation = "look up the default route"
-        session = _Session(self._kernel)
-        try:
-            records = self._kernel.route_dump(family)
-        except OSError as e:
-            raise _failed(operation, e) from e
-        defaults = [
-            r
-            for r in records
-            if r.table == MAIN_TABLE and r.type == RTN_UNICAST and r.dst.prefixlen == 0 and r.oif is not None
-        ]
+        defaults = [r for r in self._unicast_routes(family, operation) if r.dst.prefixlen == 0 and r.oif is not None]
         if not defaults:
             return None
-        return session.name(min(defaults, key=lambda r: r.priority).oif, operation)
+        return _Session(self._kernel).name(min(defaults, key=lambda r: r.priority).oif, operation)
 
     def add_route(self, dst: IPNet, gateway: IPAddr | None, *, dev: str | None = None) -> bool:
         """Add a route to the main table; False when an identical one is there.

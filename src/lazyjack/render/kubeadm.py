@@ -204,19 +204,25 @@ def _discovery_token(v: KubeadmValues) -> Doc:
 # --- one builder per API version -------------------------------------------------------
 
 
-def _master_beta(v: KubeadmValues) -> list[Doc]:
-    """v1beta1 .. v1beta4: Init + Cluster + Kubelet + KubeProxy documents."""
+def _init_and_cluster(v: KubeadmValues, *, endpoint: str, listed: bool) -> tuple[Doc, Doc]:
+    """InitConfiguration (the API endpoint under `endpoint`) and the start of ClusterConfiguration."""
     group = f"kubeadm.k8s.io/{v.api}"
-    listed = v.api == "v1beta4"
     init: Doc = {
         "apiVersion": group,
         "kind": "InitConfiguration",
         "bootstrapTokens": _bootstrap_tokens(v),
-        "localAPIEndpoint": {"advertiseAddress": str(v.advertise_address), "bindPort": API_PORT},
+        endpoint: {"advertiseAddress": str(v.advertise_address), "bindPort": API_PORT},
         "nodeRegistration": _node_registration(v, listed=listed, master=True),
     }
     cluster: Doc = {"apiVersion": group, "kind": "ClusterConfiguration"}
     _version_key(cluster, v)
+    return init, cluster
+
+
+def _master_beta(v: KubeadmValues) -> list[Doc]:
+    """v1beta1 .. v1beta4: Init + Cluster + Kubelet + KubeProxy documents."""
+    listed = v.api == "v1beta4"
+    init, cluster = _init_and_cluster(v, endpoint="localAPIEndpoint", listed=listed)
     if v.api in ("v1beta3", "v1beta4"):
         cluster["imageRepository"] = IMAGE_REPOSITORY
     cluster["networking"] = _networking(v)
@@ -226,16 +232,7 @@ def _master_beta(v: KubeadmValues) -> list[Doc]:
 
 
 def _master_v1alpha3(v: KubeadmValues) -> list[Doc]:
-    group = "kubeadm.k8s.io/v1alpha3"
-    init: Doc = {
-        "apiVersion": group,
-        "kind": "InitConfiguration",
-        "bootstrapTokens": _bootstrap_tokens(v),
-        "apiEndpoint": {"advertiseAddress": str(v.advertise_address), "bindPort": API_PORT},
-        "nodeRegistration": _node_registration(v, listed=False, master=True),
-    }
-    cluster: Doc = {"apiVersion": group, "kind": "ClusterConfiguration"}
-    _version_key(cluster, v)
+    init, cluster = _init_and_cluster(v, endpoint="apiEndpoint", listed=False)
     cluster["networking"] = _networking(v)
     _flat_args(cluster, v)
     return [init, cluster, _kubelet(v), _kubeproxy(v)]
