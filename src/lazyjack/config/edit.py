@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
-import tempfile
+import stat
 from pathlib import Path
 
 from lazyjack.errors import FileOperationFailed
+from lazyjack.host.files import replace_file
 
 
 def update_config_file(path: Path, general: dict[str, str]) -> None:
@@ -39,23 +41,11 @@ def update_config_file(path: Path, general: dict[str, str]) -> None:
         document.insert(0, "general", section)
     for key, value in general.items():
         section[key] = value
+    out = io.StringIO()
+    yaml.dump(document, out)
+    # Only root can give the file to its owner; anyone else writes it as their own, as before.
+    owner = (st.st_uid, st.st_gid) if os.geteuid() == 0 else None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        replace_file(path, out.getvalue().encode("utf-8"), mode=stat.S_IMODE(st.st_mode), owner=owner)
     except OSError as e:
         raise FileOperationFailed("write", str(path), e.errno or errno.EIO) from e
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            yaml.dump(document, out)
-            out.flush()
-            if os.geteuid() == 0:
-                os.fchown(out.fileno(), st.st_uid, st.st_gid)
-            # After the chown, which may clear set-id bits.
-            os.fchmod(out.fileno(), st.st_mode & 0o7777)
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise FileOperationFailed("write", str(path), e.errno or errno.EIO) from e
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

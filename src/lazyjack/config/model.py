@@ -7,32 +7,14 @@ from typing import TYPE_CHECKING, Literal
 
 from lazyjack.addresses import IPNet
 from lazyjack.config.egress import Dns64Server, Egress, Nat64Gateway, SupportNetwork
+from lazyjack.config.nodes import NodeSpec
 from lazyjack.config.schema import DEFAULT_MTU, General
 
 if TYPE_CHECKING:
     from lazyjack.config.load import Source
 
-ROLES = ("master", "minion", "dns64", "nat64")
 Plugin = Literal["bridge", "ptp"]
 DEFAULT_INSECURE_TOKEN = "abcdef.abcdefghijklmnop"
-
-
-@dataclass(frozen=True)
-class NodeSpec:
-    """One entry of `topology`."""
-
-    name: str
-    interface: str
-    roles: tuple[str, ...]
-    id: int
-
-    @property
-    def is_master(self) -> bool:
-        return "master" in self.roles
-
-    @property
-    def is_cluster_node(self) -> bool:
-        return "master" in self.roles or "minion" in self.roles
 
 
 @dataclass(frozen=True)

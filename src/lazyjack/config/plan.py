@@ -7,12 +7,14 @@ added to the network as integers, never pasted into strings.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, IPv6Network, ip_network
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from lazyjack.addresses import IPAddr, IPIface, IPNet, PlanError, embed_ipv4
+from lazyjack.config.nodes import NodeSpec
 
 if TYPE_CHECKING:
     from lazyjack.config.model import Config
@@ -131,29 +133,13 @@ class Route(NamedTuple):
 
 
 @dataclass(frozen=True)
-class NodePlan:
-    """What one node gets: its addresses, subnets, nameserver and routes."""
+class NodePlan(NodeSpec):
+    """A node of the topology and what it gets: its addresses, subnets, nameserver and routes."""
 
-    name: str
-    id: int
-    roles: tuple[str, ...]
-    interface: str
-    management: tuple[IPIface, ...]
+    management: tuple[IPIface, ...] = ()
     pod_subnets: tuple[IPNet, ...] = ()
     nameserver: IPAddr | None = None
     routes: tuple[Route, ...] = ()
-
-    @property
-    def is_master(self) -> bool:
-        return "master" in self.roles
-
-    @property
-    def is_cluster_node(self) -> bool:
-        return "master" in self.roles or "minion" in self.roles
-
-    @property
-    def is_nat64(self) -> bool:
-        return "nat64" in self.roles
 
     @property
     def pod_gateways(self) -> tuple[IPAddr, ...]:
@@ -277,7 +263,8 @@ def build_plan(config: Config, *, routes_of: str | None = None) -> Plan:
             else:
                 own = next(a for a in management if a.version == service_family)
                 nameserver = own.ip
-        bare.append(NodePlan(spec.name, spec.id, spec.roles, spec.interface, management, subnets, nameserver))
+        bare.append(NodePlan(name=spec.name, interface=spec.interface, roles=spec.roles, id=spec.id,
+                             management=management, pod_subnets=subnets, nameserver=nameserver))
     targets = _pod_targets([n for n in bare if n.is_cluster_node])
     nat64_node = next((n for n in bare if n.is_nat64), None)
     nodes: dict[str, NodePlan] = {}
@@ -288,16 +275,7 @@ def build_plan(config: Config, *, routes_of: str | None = None) -> Plan:
         routes = _support_routes(config, node, nat64_node)
         if node.is_cluster_node:
             routes += _pod_routes(node, targets)
-        nodes[node.name] = NodePlan(
-            node.name,
-            node.id,
-            node.roles,
-            node.interface,
-            node.management,
-            node.pod_subnets,
-            node.nameserver,
-            tuple(routes),
-        )
+        nodes[node.name] = dataclasses.replace(node, routes=tuple(routes))
     master = next(n for n in nodes.values() if n.is_master)
     advertise = master.management_of(service_family)
     assert advertise is not None  # validation guarantees a management CIDR per service family

@@ -13,6 +13,7 @@ from pathlib import Path
 from lazyjack.host.daemon import Daemons, DaemonsAPI, host_daemons
 from lazyjack.host.files import Files
 from lazyjack.host.netlink import Netlink
+from lazyjack.host.netns import netns_exists
 from lazyjack.host.process import Runner, RunnerAPI
 from lazyjack.host.sysctl import Sysctl, SysctlAPI
 
@@ -31,7 +32,7 @@ class Host:
     # pyroute2 would fork a helper process per namespace, which outlives a failed run.
 
     def netns_exists(self, name: str) -> bool:
-        return Path("/run/netns", name).exists()
+        return netns_exists(name)
 
     def netns_add(self, name: str) -> None:
         self.proc.run(["ip", "netns", "add", name], timeout=30)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Protocol
 
 from lazyjack.errors import CommandFailed
-from lazyjack.host.process import RunnerAPI
+from lazyjack.host.files import replace_file
+from lazyjack.host.process import RunnerAPI, alive, stop_pids
 
 POLL = 0.05
 #: How long a transient unit may take to show a main process that stays up.
@@ -25,23 +23,17 @@ class DaemonsAPI(Protocol):
     def listening(self, pid: int, *, port: int, timeout: float) -> bool: ...
 
 
+def write_pid(pid_file: Path, pid: int) -> None:
+    """Write a pid file all at once: a reader never finds it empty or half-written."""
+    replace_file(pid_file, f"{pid}\n".encode(), mode=0o644)
+
+
 def _cmdline(pid: int) -> list[str]:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return []
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return ""
-
-
-def _alive(pid: int) -> bool:
-    return _state(pid) not in ("", "Z", "X")
 
 
 class Daemons:
@@ -62,7 +54,7 @@ class Daemons:
                 )
             except OSError as exc:
                 raise CommandFailed(argv, None, "", reason=f"cannot start: {exc.strerror}") from None
-        pid_file.write_text(f"{child.pid}\n")
+        write_pid(pid_file, child.pid)
         # Give it a moment to fail on a bad configuration, which shows up right away.
         deadline = time.monotonic() + 0.5
         while time.monotonic() < deadline:
@@ -79,7 +71,7 @@ class Daemons:
         except (OSError, ValueError):
             return None
         argv = _cmdline(pid)
-        if not _alive(pid) or not any(Path(arg).name == program for arg in argv):
+        if not alive(pid) or not any(Path(arg).name == program for arg in argv):
             return None
         if not any(Path(arg).parent == pid_file.parent for arg in argv if arg.startswith("/")):
             return None
@@ -90,17 +82,7 @@ class Daemons:
         pid_file.unlink(missing_ok=True)
         if pid is None:
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(POLL)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
-                _reap(pid)
-                time.sleep(POLL)
-        _reap(pid)
+        stop_pids([pid], grace=timeout, poll=POLL)
         return True
 
     def listening(self, pid: int, *, port: int, timeout: float) -> bool:
@@ -115,15 +97,9 @@ class Daemons:
                     return False
                 if any(needle in line.split(None, 2)[1] + " " for line in lines if len(line.split()) > 1):
                     return True
-            if time.monotonic() >= deadline or not _alive(pid):
+            if time.monotonic() >= deadline or not alive(pid):
                 return False
             time.sleep(POLL)
-
-
-def _reap(pid: int) -> None:
-    # A daemon started by this very process (then stopped by a rollback) is our child.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 def unit_name(pid_file: Path) -> str:
@@ -161,8 +137,8 @@ class SystemdDaemons(Daemons):
         pid = 0
         while time.monotonic() < deadline:
             pid = self._main_pid(unit)
-            if pid and time.monotonic() >= settled and _alive(pid):
-                pid_file.write_text(f"{pid}\n")
+            if pid and time.monotonic() >= settled and alive(pid):
+                write_pid(pid_file, pid)
                 return pid
             time.sleep(POLL)
         output = log_file.read_text(errors="replace")[-4000:] if log_file.exists() else ""
@@ -180,7 +156,7 @@ class SystemdDaemons(Daemons):
         # systemd may have restarted it since: ask for the main pid it has now.
         pid = self._main_pid(unit_name(pid_file))
         if pid and pid_file.parent.is_dir():
-            pid_file.write_text(f"{pid}\n")
+            write_pid(pid_file, pid)
         return super().running(pid_file, program=program)
 
     def stop(self, pid_file: Path, *, program: str, timeout: float = 10.0) -> bool:

@@ -13,16 +13,61 @@ import errno
 import os
 import stat as stat_module
 import tempfile
+from collections.abc import Callable
 from pathlib import Path, PurePath, PurePosixPath
+from typing import TypeVar
 
 from lazyjack.errors import FileOperationFailed, HostError
 
 HostPath = str | PurePath
+T = TypeVar("T")
 
 DEFAULT_FILE_MODE = 0o644
 DEFAULT_DIR_MODE = 0o755
 # As the kernel's limit on symbolic links followed during one lookup.
 MAX_SYMLINKS = 40
+
+
+def replace_file(path: Path, data: bytes, *, mode: int, owner: tuple[int, int] | None = None) -> None:
+    """Give the file at `path` (a real path) the contents `data` all at once, or leave it as it was.
+
+    The data goes to a temp file in the same directory, which gets `owner` (uid, gid) and then
+    `mode` (a chown may clear set-id bits), is synced to disk and renamed over `path`; the
+    directory is synced too, so that the rename itself lasts. On any failure, also an interrupt
+    (Ctrl-C, SIGTERM), the temp file is removed and the error goes on: OSError as the system gave it.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if owner is not None:
+                os.fchown(fd, *owner)
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _sync_dir(path.parent)
+
+
+def _sync_dir(directory: Path) -> None:
+    # Makes a rename durable; some filesystems refuse fsync on a directory.
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class Files:
@@ -74,14 +119,18 @@ class Files:
 
     # Reading -----------------------------------------------------------------------------
 
-    def read_bytes(self, path: HostPath) -> bytes | None:
-        """The file's contents, or None when it does not exist."""
+    def _unless_missing(self, operation: str, path: HostPath, action: Callable[[Path], T]) -> T | None:
+        """`action` on the real path; None when the file does not exist, FileOperationFailed on other errors."""
         try:
-            return self.resolve(path).read_bytes()
+            return action(self.resolve(path))
         except FileNotFoundError:
             return None
         except OSError as e:
-            raise self._fail("read", path, e) from e
+            raise self._fail(operation, path, e) from e
+
+    def read_bytes(self, path: HostPath) -> bytes | None:
+        """The file's contents, or None when it does not exist."""
+        return self._unless_missing("read", path, Path.read_bytes)
 
     def read_text(self, path: HostPath, *, encoding: str = "utf-8") -> str | None:
         data = self.read_bytes(path)
@@ -108,12 +157,7 @@ class Files:
 
     def stat(self, path: HostPath) -> os.stat_result | None:
         """stat of the file (links followed), or None when it does not exist."""
-        try:
-            return self.resolve(path).stat()
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            raise self._fail("stat", path, e) from e
+        return self._unless_missing("stat", path, Path.stat)
 
     # Changing ----------------------------------------------------------------------------
 
@@ -161,45 +205,11 @@ class Files:
         else:
             new_mode = DEFAULT_FILE_MODE if mode is None else mode
         self.makedirs(PurePosixPath(path).parent)
-        directory = self.resolve(PurePosixPath(path).parent)
+        owner = (old.st_uid, old.st_gid) if old is not None else None
         try:
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{real.name}.", suffix=".tmp")
+            replace_file(real, data, mode=new_mode, owner=owner)
         except OSError as e:
             raise self._fail("write", path, e) from e
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fchmod(fd, new_mode)
-                if old is not None:
-                    os.fchown(fd, old.st_uid, old.st_gid)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, real)
-        except BaseException as e:
-            # Also when interrupted (Ctrl-C, SIGTERM): no temp file may stay behind.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            if isinstance(e, OSError):
-                raise self._fail("write", path, e) from e
-            raise
-        self._sync_dir(directory)
-
-    @staticmethod
-    def _sync_dir(directory: Path) -> None:
-        # Makes the rename itself durable; some filesystems refuse fsync on a directory.
-        try:
-            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
 
     def remove(self, path: HostPath) -> bool:
         """Remove the file (a symbolic link itself, not its target); False when absent."""

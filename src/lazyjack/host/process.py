@@ -1,4 +1,8 @@
-"""External programs: argv lists only, a timeout on every call, output kept for errors."""
+"""External programs: argv lists only, a timeout on every call, output kept for errors; and how processes end.
+
+`stop_groups` ends programs started in process groups of their own, `stop_pids` processes known
+by pid (servers, strays), both SIGTERM first and SIGKILL after a grace period; `alive` reads /proc.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from lazyjack.errors import CommandFailed
@@ -178,12 +183,65 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         os.killpg(proc.pid, sig)
 
 
+def stop_groups(procs: Sequence[subprocess.Popen[bytes]], *, grace: float) -> None:
+    """End programs started in process groups of their own: SIGTERM to each group, then SIGKILL to
+    each group once its leader has ended or `grace` seconds have passed, for whatever is left in it;
+    returns once every leader has ended.
+
+    A program already reaped is left alone: its group id may have gone to another process since.
+    """
+    running = [p for p in procs if p.returncode is None]
+    for proc in running:
+        _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in running:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(max(deadline - time.monotonic(), 0.0))
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+
+
+def process_state(pid: int) -> str:
+    """The state letter /proc gives the process (R, S, D, Z, ...), or "" when there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs: it exists and is neither a zombie nor dead."""
+    return process_state(pid) not in ("", "Z", "X")
+
+
+def _reap(pid: int) -> None:
+    # A process this very one started (a daemon, then stopped by a rollback) is its child: reap it,
+    # or it stays a zombie.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop_pids(pids: Sequence[int], *, grace: float, poll: float = 0.05) -> None:
+    """SIGTERM to each process, SIGKILL to whatever still runs after `grace` seconds; waits up to
+    `grace` again for those to end. Gone already counts as stopped."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while True:
+            for pid in pids:
+                _reap(pid)
+            if not any(alive(p) for p in pids):
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(poll)
+
+
 def _stop_group(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
     """Terminate the program's process group and collect what it wrote."""
-    _signal_group(proc, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(TERM_GRACE)
-    _signal_group(proc, signal.SIGKILL)
+    stop_groups([proc], grace=TERM_GRACE)
     try:
         out, err = proc.communicate(timeout=DRAIN_TIMEOUT)
     except subprocess.TimeoutExpired:

@@ -12,8 +12,11 @@ nodes, in which order), `probes` (test pods and what `check` tries), `status` an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from lazyjack.errors import HostError
 from lazyjack.host.daemon import Daemons, DaemonsAPI
@@ -25,6 +28,16 @@ Report = Callable[[str], None]
 
 class LabError(HostError):
     """The lab could not be built, checked or removed; the message says what and how to go on."""
+
+
+def read_json(path: Path, *, missing: str, what: str) -> Any:
+    """The JSON in `path`; a LabError saying `missing` when there is no such file, naming `what` otherwise."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LabError(missing) from None
+    except (OSError, ValueError) as exc:
+        raise LabError(f"cannot read {what} {path}: {exc}") from None
 
 
 @dataclass

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from lazyjack.config.model import Config
 from lazyjack.config.plan import Plan
+from lazyjack.host.netns import netns_exists
 from lazyjack.host.process import RunnerAPI
 from lazyjack.lab import LabError, Tools, internet, sandbox, topology
 from lazyjack.lab.progress import Progress
@@ -19,7 +20,7 @@ DEFAULT_UPSTREAM = "203.0.113.53"
 
 def new_netns(proc: RunnerAPI, state: LabState, name: str, *, switch: bool = False) -> None:
     """Create a namespace for the lab, recorded first; one that exists already is never taken over."""
-    if topology.netns_exists(name):
+    if netns_exists(name):
         raise LabError(f"network namespace {name} exists already and is not this lab's; it is left alone")
     state.add_namespace(name)
     if switch:

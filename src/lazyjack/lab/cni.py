@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from lazyjack.errors import CommandFailed
+from lazyjack.host.netns import NETNS_DIR
 from lazyjack.host.process import RunnerAPI
-from lazyjack.lab import LabError
-from lazyjack.lab.topology import NETNS_DIR, nsenter
+from lazyjack.lab import LabError, read_json
+from lazyjack.lab.topology import nsenter
 from lazyjack.render.cni import CONFLIST_NAME
 
 #: Upstream installs the plugins in /opt/cni/bin, Debian in /usr/lib/cni.
@@ -45,12 +46,8 @@ def find_plugin(kind: str) -> Path:
 def read_conflist(root: Path) -> dict[str, Any]:
     """The node's generated conflist, from its sandbox (written by `lazyjack up`)."""
     path = root / CONFLIST.lstrip("/")
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise LabError(f"{path} does not exist: `lazyjack up` writes it (did lab up finish?)") from None
-    except (OSError, ValueError) as exc:
-        raise LabError(f"cannot read the CNI config {path}: {exc}") from None
+    data: dict[str, Any] = read_json(
+        path, missing=f"{path} does not exist: `lazyjack up` writes it (did lab up finish?)", what="the CNI config")
     if not data.get("plugins"):
         raise LabError(f"{path} lists no plugins")
     return data

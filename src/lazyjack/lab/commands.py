@@ -15,6 +15,7 @@ from pathlib import Path
 from lazyjack.config.model import Config
 from lazyjack.config.plan import build_plan
 from lazyjack.errors import describe_failure
+from lazyjack.host.process import stop_pids
 from lazyjack.lab import LabError, Report, Tools, checks, cni, orchestration, probes, snapshot, status, topology
 from lazyjack.lab.build import build
 from lazyjack.lab.checks import Check
@@ -185,7 +186,7 @@ def _lab_down(tools: Tools, *, name: str, report: Report, verbose: bool, base: P
             stopped += len(topology.delete_netns(tools.proc, ns))
         strays = topology.processes_using(directory)
         if strays:
-            topology.stop_processes(strays)
+            stop_pids(strays, grace=topology.STOP_GRACE)
             report(f"     stopped {len(strays)} process(es) outside the lab's namespaces still using {directory}: "
                    + ", ".join(f"{pid}" for pid in strays))
             ok = False

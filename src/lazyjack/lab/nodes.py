@@ -7,9 +7,7 @@ keeps every command's output for a look after a failure.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lazyjack
+from lazyjack.host.process import stop_groups
 from lazyjack.lab.state import NodeState
 from lazyjack.lab.topology import nsenter
 
@@ -58,22 +57,6 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM to each run's process group (lazyjack rolls back), SIGKILL after the grace period."""
-    for proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + ROLLBACK_GRACE
-    for proc in procs:
-        try:
-            proc.wait(max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def run_on(nodes: list[NodeState], command: str, *extra: str, timeout: float = COMMAND_TIMEOUT) -> list[NodeRunResult]:
     """Run `lazyjack COMMAND` on every node at once; wait for all. Interrupted: the runs are stopped too."""
     env = _env()
@@ -92,12 +75,12 @@ def run_on(nodes: list[NodeState], command: str, *extra: str, timeout: float = C
             try:
                 code: int | None = proc.wait(max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
-                _stop([proc])
+                stop_groups([proc], grace=ROLLBACK_GRACE)
                 with open(log, "a") as out:
                     out.write(f"\n(lazyjack lab: stopped after {timeout:g}s)\n")
                 code = None
             results.append(NodeRunResult(node.name, command, code, time.monotonic() - start, log))
         return results
     except BaseException:
-        _stop([proc for _, proc, _, _ in started])
+        stop_groups([proc for _, proc, _, _ in started], grace=ROLLBACK_GRACE)
         raise

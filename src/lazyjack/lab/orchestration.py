@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from lazyjack.config.model import Config
 from lazyjack.config.plan import Plan
-from lazyjack.lab import LabError, Report, Tools, sandbox, snapshot, topology
+from lazyjack.host.netns import netns_exists
+from lazyjack.lab import LabError, Report, Tools, sandbox, snapshot
 from lazyjack.lab.nodes import NodeRunResult, run_on
 from lazyjack.lab.progress import Progress
 from lazyjack.lab.state import LabState
@@ -59,7 +60,7 @@ def prepare_and_up(plan: Plan, order: list[str], skip: list[str]) -> list[Group]
 
 def down_and_clean(state: LabState) -> list[Group]:
     """down (minions, then the master), then clean (the DNS64/NAT64 node last), where they ran."""
-    present = [n for n in state.nodes.values() if topology.netns_exists(n.netns)]
+    present = [n for n in state.nodes.values() if netns_exists(n.netns)]
     ups = [n for n in present if "up" in n.ran]
     preps = [n for n in present if "prepare" in n.ran]
     return [

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lazyjack.commands import unknown_phases
 from lazyjack.config.model import Config
+from lazyjack.host.netns import netns_exists
 from lazyjack.lab import LabError, topology
 from lazyjack.lab.state import LabState, lab_names
 
@@ -45,7 +46,7 @@ def preflight(config: Config, name: str, directory: Path, skip: list[str]) -> li
     wanted = namespaces_of(config, name)
     if len(set(wanted)) != len(wanted):
         problems.append(f"the node names give clashing namespace names: {', '.join(sorted(wanted))}")
-    present = [ns for ns in wanted if topology.netns_exists(ns)]
+    present = [ns for ns in wanted if netns_exists(ns)]
     if present:
         owners = [lab for lab in lab_names(base=directory.parent)
                   if set(present) & set(LabState.load(directory.parent / lab).namespaces)]

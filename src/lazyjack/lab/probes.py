@@ -13,6 +13,7 @@ from pathlib import Path
 from lazyjack.addresses import embed_ipv4
 from lazyjack.config.model import Config
 from lazyjack.config.plan import Plan
+from lazyjack.host.netns import netns_exists
 from lazyjack.host.process import RunnerAPI
 from lazyjack.lab import Tools, checks, cni, internet, topology
 from lazyjack.lab.build import new_netns
@@ -24,7 +25,7 @@ from lazyjack.lab.state import LabState, NodeState
 def ensure_pod(tools: Tools, state: LabState, node: NodeState) -> cni.Result:
     """The node's test pod, made with the node's CNI config unless it is there already."""
     pod = topology.pod_netns(node.name)
-    if node.pod_netns and node.pod_result and topology.netns_exists(pod):
+    if node.pod_netns and node.pod_result and netns_exists(pod):
         return node.pod_result
     remove_pod(tools, node)
     node.pod_netns = pod
@@ -39,7 +40,7 @@ def remove_pod(tools: Tools, node: NodeState) -> None:
     """CNI DEL (when ADD may have happened) and the pod's namespace; raises LabError if DEL fails."""
     pod = topology.pod_netns(node.name)
     try:
-        if node.pod_netns and topology.netns_exists(node.netns):
+        if node.pod_netns and netns_exists(node.netns):
             cni.delete(tools.proc, root=node.root, node_ns=node.netns, pod_ns=pod, container=pod,
                        data_dir=node.cni_data, result=node.pod_result)
     finally:

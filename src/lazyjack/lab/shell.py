@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lazyjack.host.netns import netns_exists
 from lazyjack.lab import LabError, topology
 from lazyjack.lab.state import STATE_BASE, lab_names, load_lab
 
@@ -29,7 +30,7 @@ def exec_argv(*, name: str | None, target: str, argv: list[str], base: Path = ST
             netns = topology.switch_netns(lab)
         if netns is None:
             continue
-        if not topology.netns_exists(netns):
+        if not netns_exists(netns):
             raise LabError(f"{target}'s namespace {netns} does not exist (lab {lab} is {state.phase})")
         command = argv or [os.environ.get("SHELL", "/bin/sh")]
         return [*topology.nsenter(netns), *command], env

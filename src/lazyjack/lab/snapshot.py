@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lazyjack.host.netns import NETNS_DIR, netns_exists
 from lazyjack.host.process import RunnerAPI
 from lazyjack.lab import Report
 from lazyjack.lab.state import LabState, NodeState
-from lazyjack.lab.topology import NETNS_DIR, netns_exists, nsenter
+from lazyjack.lab.topology import nsenter
 from lazyjack.steps.support import support_netns
 
 TIMEOUT = 30.0

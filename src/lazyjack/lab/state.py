@@ -5,16 +5,16 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lazyjack.config.nodes import Roles
+from lazyjack.host.files import replace_file
 from lazyjack.host.lock import Locked, pid_lock
-from lazyjack.lab import LabError
+from lazyjack.lab import LabError, read_json
 
 #: Where labs keep their state, one directory per lab.
 STATE_BASE = Path("/var/lib/lazyjack-lab")
@@ -77,7 +77,7 @@ def load_lab(name: str, *, base: Path = STATE_BASE) -> LabState:
 
 
 @dataclass
-class NodeState:
+class NodeState(Roles):
     """One node of the lab: its namespace, sandbox, config copy, and what ran on it."""
 
     name: str
@@ -110,17 +110,6 @@ class NodeState:
     def snapshot(self) -> Path:
         return Path(self.directory) / "snapshot.json"
 
-    @property
-    def is_cluster_node(self) -> bool:
-        return "master" in self.roles or "minion" in self.roles
-
-    @property
-    def is_master(self) -> bool:
-        return "master" in self.roles
-
-    @property
-    def is_nat64(self) -> bool:
-        return "nat64" in self.roles
 
 
 @dataclass
@@ -167,28 +156,13 @@ class LabState:
             self.save()
 
     def save(self) -> None:
-        data = json.dumps(asdict(self), indent=2) + "\n"
-        directory = Path(self.directory)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{STATE_FILE}.")
-        try:
-            with os.fdopen(fd, "w") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_file(self.path, (json.dumps(asdict(self), indent=2) + "\n").encode(), mode=0o600)
 
     @classmethod
     def load(cls, directory: Path) -> LabState:
         path = directory / STATE_FILE
-        try:
-            raw: dict[str, Any] = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise LabError(f"no lab state in {directory} ({STATE_FILE} is missing)") from None
-        except (OSError, ValueError) as exc:
-            raise LabError(f"cannot read the lab state {path}: {exc}") from None
+        raw: dict[str, Any] = read_json(
+            path, missing=f"no lab state in {directory} ({STATE_FILE} is missing)", what="the lab state")
         if raw.get("format") != FORMAT:
             raise LabError(f"{path} has format {raw.get('format')!r}; this lazyjack reads format {FORMAT}")
         raw["daemons"] = [Daemon(**d) for d in raw.get("daemons", [])]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lazyjack.config.model import Config
 from lazyjack.config.plan import Plan
+from lazyjack.host.netns import netns_exists
 from lazyjack.lab import Tools, cni, internet, topology
 from lazyjack.lab.state import CREATING, STATE_BASE, LabState, lab_names, load_lab
 
@@ -49,8 +50,8 @@ def lab_status(tools: Tools, *, name: str | None, base: Path = STATE_BASE) -> li
                      f"created {state.created}; state {state.directory}")
         rows = [("NODE", "NAMESPACE", "ROLES", "RAN", "TEST POD")]
         for node in state.nodes.values():
-            mark = "" if topology.netns_exists(node.netns) else " (missing)"
-            pod = node.pod_netns if node.pod_netns and topology.netns_exists(node.pod_netns) else "-"
+            mark = "" if netns_exists(node.netns) else " (missing)"
+            pod = node.pod_netns if node.pod_netns and netns_exists(node.pod_netns) else "-"
             if pod != "-" and node.pod_result:
                 pod += " " + " ".join(cni.pod_addresses(node.pod_result))
             rows.append((node.name, node.netns + mark, " ".join(node.roles), ",".join(node.ran) or "-", pod))

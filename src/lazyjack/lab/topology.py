@@ -7,16 +7,13 @@ lazyjack itself creates (the DNS64/NAT64 support namespace) from everyone else.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import time
 from pathlib import Path
 
 from lazyjack.errors import CommandFailed
-from lazyjack.host.process import RunnerAPI
+from lazyjack.host.netns import NETNS_DIR, netns_exists
+from lazyjack.host.process import RunnerAPI, stop_pids
 
-NETNS_DIR = Path("/run/netns")
 SWITCH_BRIDGE = "sw0"
 IP_TIMEOUT = 30.0
 STOP_GRACE = 5.0
@@ -42,10 +39,6 @@ def internet_netns(lab: str) -> str:
 def nsenter(netns: str) -> list[str]:
     """The argv prefix that runs a program in `netns` (network namespace only)."""
     return ["nsenter", f"--net={NETNS_DIR / netns}"]
-
-
-def netns_exists(name: str) -> bool:
-    return (NETNS_DIR / name).exists()
 
 
 def ip(proc: RunnerAPI, netns: str, *args: str, check: bool = True) -> str:
@@ -130,36 +123,12 @@ def processes_using(directory: Path) -> list[int]:
     return sorted(found)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def stop_processes(pids: list[int], *, grace: float = STOP_GRACE) -> None:
-    """SIGTERM, then SIGKILL whatever still runs after `grace` seconds."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-            # A daemon this very process started is its child: reap it, or it stays a zombie.
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-        deadline = time.monotonic() + grace
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(POLL)
-        if not any(_alive(p) for p in pids):
-            return
-
-
 def delete_netns(proc: RunnerAPI, name: str) -> list[int]:
     """Stop every process inside `name`, then delete it; returns the pids stopped. Absent: a no-op."""
     if not netns_exists(name):
         return []
     pids = processes_in(name)
-    stop_processes(pids)
+    stop_pids(pids, grace=STOP_GRACE, poll=POLL)
     try:
         proc.run(["ip", "netns", "del", name], timeout=IP_TIMEOUT)
     except CommandFailed:

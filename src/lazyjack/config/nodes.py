@@ -1,0 +1,38 @@
+"""A node of the topology: its name, interface, roles (opmodes) and ID, and the one place the role checks are written."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+ROLES = ("master", "minion", "dns64", "nat64")
+
+
+class Roles:
+    """The role checks of a node (topology entry, plan, lab node), from its `roles`."""
+
+    roles: Sequence[str]
+
+    @property
+    def is_master(self) -> bool:
+        return "master" in self.roles
+
+    @property
+    def is_cluster_node(self) -> bool:
+        """A master or a minion: a node Kubernetes runs on (a node may be only `dns64 nat64`)."""
+        return "master" in self.roles or "minion" in self.roles
+
+    @property
+    def is_nat64(self) -> bool:
+        """The DNS64/NAT64 node (validation keeps dns64 and nat64 together)."""
+        return "nat64" in self.roles
+
+
+@dataclass(frozen=True)
+class NodeSpec(Roles):
+    """One entry of `topology`."""
+
+    name: str
+    interface: str
+    roles: tuple[str, ...]
+    id: int
