@@ -1,4 +1,4 @@
-"""Tests for the address plan: every example of DESIGN.md section 4, and IDs in hex (IPv6) or decimal (IPv4)."""
+"""Tests for the address plan: every example of docs/ARCHITECTURE.md ("The address plan"), and IDs in hex (IPv6) or decimal (IPv4)."""
 
 from __future__ import annotations
 

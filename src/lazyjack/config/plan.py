@@ -1,6 +1,6 @@
 """The address plan: every address, subnet and route lazyjack derives from the config.
 
-One function per rule of lazyjack 1.x (DESIGN.md section 4), computed with integers
+One function per rule of lazyjack 1.x (docs/ARCHITECTURE.md, "The address plan"), computed with integers
 through `ipaddress`. Node IDs are hex in IPv6 and decimal in IPv4 because they are
 added to the network as integers, never pasted into strings.
 """

@@ -1,6 +1,6 @@
 """Marker-tagged edits of /etc/hosts and /etc/resolv.conf and their inverse, as pure functions.
 
-The markers are the contract with lazyjack 1.x (DESIGN.md section 2), so a node
+The markers are the contract with lazyjack 1.x (docs/ARCHITECTURE.md, "The 1.x markers"), so a node
 prepared by either version can be cleaned by the other:
 
 - a line we add ends with two spaces and ``#[+]`` (``fd00:20::2 my-master  #[+]``);
