@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         "130/143 interrupted by SIGINT/SIGTERM (this run's changes rolled back).",
     )
     _common(parser, suppress=False)
-    sub = parser.add_subparsers(dest="command", metavar="{" + "|".join((*COMMANDS, "lab")) + "}",
+    sub = parser.add_subparsers(dest="command", metavar="{" + "|".join(("cluster", *COMMANDS, "lab")) + "}",
                                 parser_class=_Parser)
     helps = {
         "init": "make the CA and bootstrap token (master; not needed when insecure)",
@@ -182,7 +182,146 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--skip-phases", default="", metavar="LIST",
                              help=f"comma-separated phases to skip ({phases})")
     _add_lab_parser(sub)
+    _add_cluster_parser(sub)
+    _add_node_parser(sub)
     return parser
+
+
+def _add_cluster_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    about = "run the node commands on every node of the topology, over SSH, in the right order"
+    cluster = sub.add_parser("cluster", help=about, description=about + " (the node this runs on: locally)")
+    commands = cluster.add_subparsers(dest="cluster_command", metavar="{prepare|up|down|clean|status}",
+                                      parser_class=_Parser)
+    helps = {
+        "prepare": "pre-flight every node, init on the master when needed, push the config, prepare everywhere",
+        "up": "prepare, then up: the master first, then the minions at once",
+        "down": "down on the minions at once, then on the master",
+        "clean": "down where a node is up, then clean everywhere, the DNS64/NAT64 node last",
+        "status": "per node: reachable, lazyjack version, what its journal says is applied",
+    }
+    for name, text in helps.items():
+        cmd = commands.add_parser(name, help=text, description=text)
+        cmd.add_argument("-c", "--config", default="config.yaml", metavar="FILE",
+                         help="the cluster's configuration (default: config.yaml)")
+        cmd.add_argument("--ssh-config", default=None, metavar="FILE", help="another ssh_config file (like ssh -F)")
+        cmd.add_argument("--accept-new-host-keys", action="store_true",
+                         help="add unknown host keys to known_hosts (StrictHostKeyChecking=accept-new); "
+                         "a changed key still stops the run")
+        cmd.add_argument("--local", default=None, metavar="NODE",
+                         help="the node this machine is, run without SSH (default: the one named like this host)")
+        cmd.add_argument("--remote-lazyjack", default="lazyjack", metavar="PATH",
+                         help="the lazyjack program on the nodes (default: lazyjack)")
+        cmd.add_argument("--remote-config", default="/etc/lazyjack/config.yaml", metavar="PATH",
+                         help="where the config is put on each node (root's, mode 0600; "
+                         "default: /etc/lazyjack/config.yaml)")
+        cmd.add_argument("--parallel", type=int, default=10, metavar="N",
+                         help="at most N nodes at once in a phase (default: 10)")
+        cmd.add_argument("--output", "-o", choices=("text", "json"), default="text",
+                         help="progress and a table, or per-node results as JSON")
+        cmd.add_argument("--log-dir", default=None, metavar="DIR",
+                         help="where each node's output is kept (default: ~/.local/state/lazyjack/cluster/RUN)")
+        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        if name != "status":
+            cmd.add_argument("--dry-run", action="store_true",
+                             help="show every node's plan (with the config as it would be pushed); change nothing")
+        if name in ("up", "down", "clean"):
+            phases = "; ".join(f"{k}: {v}" for k, v in UP_PHASES.items())
+            cmd.add_argument("--skip-phases", default="", metavar="LIST",
+                             help=f"phases of up/down to skip on every node ({phases})")
+
+
+def _add_node_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    # Hidden (no help=): what `lazyjack cluster` runs on a node; answers in JSON.
+    node = sub.add_parser("_node")
+    _common(node, suppress=True)
+    node.add_argument("what", choices=("facts", "push-config", "read-config"))
+    node.add_argument("--remote-config", required=True, metavar="PATH")
+
+
+def _run_cluster(args: argparse.Namespace) -> int:
+    from lazyjack.cluster.commands import ClusterArgs, run_cluster
+    from lazyjack.cluster.orchestrate import ClusterFailed, ClusterInterrupted, Outcome
+    from lazyjack.cluster.report import as_json, result_table, status_table
+    from lazyjack.config import load_config
+
+    if args.cluster_command is None:
+        raise UsageError("cluster needs a command: prepare|up|down|clean|status")
+    if args.parallel < 1:
+        raise UsageError(f"--parallel {args.parallel}: give 1 or more")
+    config_path = Path(args.config)
+    if not config_path.exists():
+        raise ConfigError(str(config_path), [_missing_config(str(config_path))])
+    config = load_config(config_path, require_token=False)
+    skip = getattr(args, "skip_phases", "")
+    extra = {c: ["--skip-phases", skip] for c in ("up", "down")} if skip else {}
+    cargs = ClusterArgs(args.cluster_command, config_path, local=args.local,
+                        ssh_config=Path(args.ssh_config) if args.ssh_config else None,
+                        accept_new_host_keys=args.accept_new_host_keys, remote_lazyjack=args.remote_lazyjack,
+                        remote_config=args.remote_config, parallel=args.parallel,
+                        dry_run=getattr(args, "dry_run", False),
+                        log_dir=Path(args.log_dir) if args.log_dir else None, extra=extra)
+    json_out = args.output == "json"
+
+    def report(line: str) -> None:
+        print(line, file=sys.stderr if json_out else sys.stdout, flush=True)
+
+    def show(outcome: Outcome, table: list[str]) -> None:
+        if json_out:
+            print(as_json(outcome))
+        else:
+            print("\n".join(table))
+
+    if cargs.action != "status":
+        for warning in config.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        what = " (dry run: nothing changes on any node)" if cargs.dry_run else ""
+        report(f"lazyjack cluster {cargs.action}: {len(config.nodes)} node(s) of {config_path}{what}")
+    try:
+        outcome = run_cluster(config, cargs, report=report)
+    except ClusterFailed as exc:
+        if not json_out:
+            print(f"lazyjack: error: cluster {cargs.action} stopped: {exc}", file=sys.stderr)
+        show(exc.outcome, result_table(exc.outcome))
+        return EXIT_FAILED
+    except ClusterInterrupted as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc.cause, Terminated) else "interrupted"
+        print(f"lazyjack: cluster {cargs.action} {what}: the running node commands were stopped and rolled "
+              "back", file=sys.stderr)
+        show(exc.outcome, result_table(exc.outcome))
+        return EXIT_TERMINATED if isinstance(exc.cause, Terminated) else EXIT_INTERRUPTED
+    if cargs.action == "status":
+        show(outcome, status_table(outcome))
+        return EXIT_OK if outcome.ok else EXIT_FAILED
+    if json_out:
+        print(as_json(outcome))
+    else:
+        report(f"cluster {cargs.action} done on {len(outcome.nodes)} node(s){' (dry run)' if cargs.dry_run else ''}; "
+               f"logs: {outcome.log_dir}")
+    return EXIT_OK
+
+
+def _run_node_side(args: argparse.Namespace) -> int:
+    import json
+
+    from lazyjack.commands import nodeside
+
+    if args.host is None:
+        raise UsageError("_node needs --host NODE")
+    path = Path(args.remote_config)
+    if args.what == "facts":
+        facts = nodeside.gather_facts(new_config=sys.stdin.buffer.read(), host=args.host,
+                                      root=Path(args.root).resolve(), config_path=path)
+        answer: dict[str, object] = facts.to_json()
+    elif args.what == "push-config":
+        answer = {"changed": nodeside.push_config(sys.stdin.buffer.read(), path, dry_run=args.dry_run)}
+    else:
+        from lazyjack.config.load import parse_config
+
+        data = nodeside.read_private_file(path)
+        general = parse_config(data or b"", name=str(path)).data.get("general") or {}
+        answer = {"token": general.get("token"), "token-cert-hash": general.get("token-cert-hash")}
+    print(json.dumps(answer))
+    return EXIT_OK
 
 
 def _add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -306,8 +445,16 @@ def _run(args: argparse.Namespace, out: list[str]) -> int:
         return EXIT_OK
     if command == "lab":
         return _run_lab(args)
+    if command == "cluster":
+        return _run_cluster(args)
+    if command == "_node":
+        return _run_node_side(args)
     config_path = Path(args.config or "config.yaml")
-    if not config_path.exists():
+    if args.config == "-":
+        if not args.dry_run or command not in ACTING:
+            raise UsageError("--config - (the config on stdin) is for --dry-run of init, prepare, up, down and "
+                             "clean: a command that acts needs the file")
+    elif not config_path.exists():
         raise ConfigError(str(config_path), [_missing_config(str(config_path))])
     if command == "validate":
         from lazyjack.commands.validate import run_validate
@@ -326,7 +473,8 @@ def _act(args: argparse.Namespace, command: str, config_path: Path, host: str) -
     from lazyjack.config.plan import build_plan
     from lazyjack.errors import PreflightError
 
-    config = load_config(config_path, host=host, require_token=command in ("prepare", "up"))
+    config = load_config(config_path, host=host, require_token=command in ("prepare", "up"),
+                         data=sys.stdin.buffer.read() if args.config == "-" else None)
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     plan = build_plan(config, routes_of=host)
@@ -370,12 +518,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Python's default for SIGTERM ends the process on the spot, leaving kubeadm running and a node
     # half-changed; signal handlers can only be set from the main thread.
     in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+    # SIGHUP too: a node command run by `lazyjack cluster` over SSH has a terminal, and a lost
+    # connection hangs it up; the run must roll back then, as for SIGTERM.
+    previous = {sig: signal.signal(sig, _on_sigterm) for sig in (signal.SIGTERM, signal.SIGHUP)} if in_main else {}
     try:
         return _main(raw)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _main(raw: list[str]) -> int:

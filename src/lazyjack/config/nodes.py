@@ -36,3 +36,5 @@ class NodeSpec(Roles):
     interface: str
     roles: tuple[str, ...]
     id: int
+    #: Where `lazyjack cluster` reaches the node over SSH (default: its name).
+    ssh_host: str | None = None

@@ -204,6 +204,15 @@ def _check_interface(problems: Problems, path: KeyPath, name: str) -> None:
         )
 
 
+SSH_USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+
+
+def _check_ssh_name(problems: Problems, path: KeyPath, value: str, *, what: str) -> None:
+    # ssh reads a word starting with '-' as an option, and the name ends up in its argv.
+    if not value or value.startswith("-") or any(c.isspace() or not c.isprintable() for c in value):
+        problems.add(path, f"{value!r} must be {what}: not empty, no whitespace, not starting with '-'")
+
+
 def _topology(problems: Problems, data: dict[str, Any]) -> tuple[dict[str, NodeSpec], bool]:
     raw = data.get("topology")
     if raw is None:
@@ -242,7 +251,9 @@ def _topology(problems: Problems, data: dict[str, Any]) -> tuple[dict[str, NodeS
         if roles is None or node is None:
             ok = False
             continue
-        nodes[name] = NodeSpec(name=name, interface=node.interface, roles=roles, id=node.id)
+        if node.ssh_host is not None:
+            _check_ssh_name(problems, (*path, "ssh-host"), node.ssh_host, what="a host name, address or ssh_config Host")
+        nodes[name] = NodeSpec(name=name, interface=node.interface, roles=roles, id=node.id, ssh_host=node.ssh_host)
     return nodes, ok
 
 
@@ -560,6 +571,9 @@ def check_general(p: Parts, problems: Problems, *, require_token: bool) -> None:
                     "is required unless insecure: true; run `lazyjack init` "
                     "on the master, then copy the updated file to the other nodes",
                 )
+    if g.ssh_user is not None and not SSH_USER_RE.match(g.ssh_user):
+        problems.add(("general", "ssh-user"),
+                     f"{g.ssh_user!r} is not a user name (lowercase letters, digits, '_', '-', '.'; at most 32)")
     if g.kubernetes_version is not None:
         version = g.kubernetes_version
         if version != "latest" and not plan.KUBERNETES_VERSION_RE.match(version):

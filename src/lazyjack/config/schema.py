@@ -114,12 +114,14 @@ class General(Section):
     cri_socket: str = Field(DEFAULT_CRI_SOCKET, alias="cri-socket")
     kubeadm_timeout: Duration = Field(DEFAULT_KUBEADM_TIMEOUT, alias="kubeadm-timeout")
     dns64_nat64_runtime: Literal["docker", "podman", "native"] = Field("docker", alias="dns64-nat64-runtime")
+    ssh_user: str | None = Field(None, alias="ssh-user")
 
 
 class Node(Section):
     interface: str
     opmodes: str
     id: int
+    ssh_host: str | None = Field(None, alias="ssh-host")
 
 
 class SupportNet(Section):
