@@ -142,6 +142,8 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument(
         "--verbose", "-V", type=int, default=default(0), metavar="N", help="more detail (lazyjack 1.x: -v N)"
     )
+    # For `lazyjack cluster`: end with one JSON line saying how many changes were made.
+    parser.add_argument("--summary-json", action="store_true", default=default(False), help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -492,7 +494,9 @@ def _act(args: argparse.Namespace, command: str, config_path: Path, host: str) -
         if command == "init":
             from lazyjack.commands.init import run_init
 
-            run_init(machine.files, config, plan, host, config_path=config_path, dry_run=args.dry_run, report=report)
+            changed = run_init(machine.files, config, plan, host, config_path=config_path, dry_run=args.dry_run,
+                               report=report)
+            _summary(args, changes=int(changed))
             return EXIT_OK
         from lazyjack.commands.node import NodeRun, run_node_command
 
@@ -502,10 +506,18 @@ def _act(args: argparse.Namespace, command: str, config_path: Path, host: str) -
             raise UsageError(unknown)
         opts = NodeRun(command, dry_run=args.dry_run, rollback=not getattr(args, "no_rollback", False),
                        skip_phases=skip)
-        run_node_command(machine, config, plan, host, opts, root=root, report=report)
+        result = run_node_command(machine, config, plan, host, opts, root=root, report=report)
+        _summary(args, changes=len(result.changed))
         return EXIT_OK
     finally:
         machine.close()
+
+
+def _summary(args: argparse.Namespace, *, changes: int) -> None:
+    if args.summary_json:
+        import json
+
+        print(json.dumps({"changes": changes}), flush=True)
 
 
 def _missing_config(name: str) -> Problem:

@@ -53,11 +53,14 @@ class NodeOutcome:
     applied: str | None = None
     config_pushed: bool | None = None
     reachable: bool | None = None
+    #: Per node command: how many changes it made (or would make, in a dry run).
+    changes: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return {
             "result": self.state, "error": self.error or None, "tail": self.tail, "reachable": self.reachable,
             "version": self.version, "applied": self.applied, "config_pushed": self.config_pushed,
+            "changes": self.changes,
             "commands": [{"command": r.command, "exit": r.returncode, "seconds": round(r.seconds, 3),
                           "started": r.started, "ended": r.ended, **({"stopped": r.stopped} if r.stopped else {})}
                          for r in self.runs],
@@ -160,6 +163,12 @@ class ClusterRun:
             if live:
                 mark = "✓" if result.ok else "✗"
                 how = "" if result.ok else f" ({result.stopped or f'exit {result.returncode}'})"
+                summary = _json_line(result.output) if result.ok else None
+                changes = summary.get("changes") if summary is not None else None
+                if isinstance(changes, int):
+                    verb = "would change" if self.opts.dry_run else "changed"
+                    how = f": {verb} {changes}" if changes else ": nothing to change"
+                    self.outcome.nodes[result.node].changes[result.command] = changes
                 self.report(f" {mark} {result.command} on {result.node}{how} ({result.seconds:.1f}s)")
 
         runner = Runner(parallel=self.opts.parallel, on_done=done)
@@ -296,7 +305,7 @@ class ClusterRun:
     def _act(self, phase: Phase) -> bool:
         self.report(f"{phase.title}: {', '.join(phase.nodes)}")
         extra = self.opts.extra.get(phase.command, [])
-        dry = ["--dry-run"] if self.opts.dry_run else []
+        dry = ["--dry-run", "--summary-json"] if self.opts.dry_run else ["--summary-json"]
         timeout = self.config.kubeadm_timeout + ACT_MARGIN
         tasks = [self._task(n, phase.command, self._argv(n, phase.command, *extra, *dry), root=True,
                             attached=not self.opts.dry_run, timeout=timeout,
@@ -341,7 +350,6 @@ class ClusterRun:
     def _init(self, phase: Phase) -> bool:
         """init on the master with the config there; its token and CA hash come back into the local config."""
         (master,) = phase.nodes
-        self.report(f"{phase.title}: {master}")
         if self.opts.dry_run:
             ok = self._act(Phase("init", (master,)))
             self.outcome.notes.append("needs the token")

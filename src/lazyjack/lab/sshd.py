@@ -1,10 +1,11 @@
 """A lab node that is reached over SSH like a separate machine: its own files, its own sshd.
 
 Each node's sshd (Debian's openssh-server) runs in the node's network namespace and in a mount
-namespace of its own, where /etc and /var/lib are overlays on this machine's (changes land in the
-node's directory), /var/lib/lazyjack and /tmp are the node's own directories, and /run/netns stays
+namespace of its own, where /etc is an overlay on this machine's (changes land in the node's
+directory), /var/lib/lazyjack and /tmp are the node's own directories, and /run/netns stays
 shared with this machine, so a namespace lazyjack makes there (the DNS64/NAT64 support namespace)
-is seen, and removed, from outside. This machine's own /etc is never written.
+is seen, and removed, from outside. This machine's own /etc is never written; only an empty
+/var/lib/lazyjack is made here when missing, as the mount point of the nodes' own.
 
 The node is reached on an access link of its own (`ssh0`, IPv6 link-local), as a real host is
 reached on an interface other than its cluster one; the lab's client key, known_hosts (with the
@@ -33,6 +34,7 @@ START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 POLL = 0.02
 KEY_TIMEOUT = 30.0
+STATE_MOUNT = "/var/lib/lazyjack"
 
 
 @dataclass(frozen=True)
@@ -92,8 +94,6 @@ def prepare_dirs(node: SshNode) -> None:
     for _, upper in _layers_of(node.directory):
         upper.mkdir(exist_ok=True)
         (upper.parent / f"{upper.name}.work").mkdir(exist_ok=True)
-    # The mount point of the node's own /var/lib/lazyjack, in the overlay's upper layer.
-    (node.directory / "var-lib" / "lazyjack").mkdir(exist_ok=True)
 
 
 def add_access_link(proc: RunnerAPI, node: SshNode) -> None:
@@ -164,6 +164,7 @@ def start_sshd(node: SshNode, *, authorized_keys: str) -> int:
     config = write_sshd_config(node, authorized_keys=authorized_keys)
     # sshd's privilege separation directory, as the openssh-server service would make it.
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    Path(STATE_MOUNT).mkdir(mode=0o700, parents=True, exist_ok=True)
     node.pid_file.unlink(missing_ok=True)
     argv = ["nsenter", f"--net=/run/netns/{node.netns}", "unshare", "--mount", "--propagation", "unchanged", "--",
             sys.executable, "-m", "lazyjack.lab.sshd", str(node.directory), "--",
@@ -232,7 +233,7 @@ def enter(directory: Path, argv: list[str]) -> None:
     # The node's directory (sshd's config, pid file, log) stays what it is on this machine, also
     # when it lies under /var/lib or /tmp: held open now, bound back over the layers at the end.
     held = os.open(directory, os.O_PATH | os.O_DIRECTORY)
-    targets = [path for path, _ in _layers_of(directory)] + ["/tmp"]
+    targets = [path for path, _ in _layers_of(directory)] + [STATE_MOUNT, "/tmp"]
     parents = set()
     for target in targets:
         found = subprocess.run(["findmnt", "-n", "-o", "TARGET", "-T", target], capture_output=True, text=True,
@@ -244,7 +245,7 @@ def enter(directory: Path, argv: list[str]) -> None:
     for path, upper in _layers_of(directory):
         work = upper.parent / f"{upper.name}.work"
         _mount("-t", "overlay", "overlay", "-o", f"lowerdir={path},upperdir={upper},workdir={work}", path)
-    _mount("--bind", str(directory / "var-lib-lazyjack"), "/var/lib/lazyjack")
+    _mount("--bind", str(directory / "var-lib-lazyjack"), STATE_MOUNT)
     _mount("--bind", str(directory / "tmp"), "/tmp")
     os.makedirs(directory, exist_ok=True)
     # --no-canonicalize: the descriptor itself, not the path it had (now hidden by the layers).
@@ -255,7 +256,8 @@ def enter(directory: Path, argv: list[str]) -> None:
 
 
 def _layers_of(directory: Path) -> list[tuple[str, Path]]:
-    return [("/etc", directory / "etc"), ("/var/lib", directory / "var-lib")]
+    # Not /var/lib: a lab keeps the nodes' directories under it, and overlay layers must not nest.
+    return [("/etc", directory / "etc")]
 
 
 def _mount(*args: str, keep: int | None = None) -> None:
