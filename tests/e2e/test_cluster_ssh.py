@@ -9,7 +9,6 @@ nothing changed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -19,12 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sshcluster import TEST_DIR, SshCluster, make_ssh_cluster, wrapper_text
 
 from lazyjack import __version__
 from lazyjack.lab import sshd
-from sshcluster import STANDIN_LOG, TEST_DIR, SshCluster, make_ssh_cluster, wrapper_text
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 NAMES = ["master", "minion-1", "minion-2"]
 # Secure (not insecure) and without a token: cluster up runs init on the master.
@@ -59,7 +56,7 @@ service_net:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[SshCluster]:
-    if shutil.which("sshd") is None and not Path(sshd.SSHD).exists():
+    if not Path(sshd.SSHD).exists():
         pytest.fail("sshd is missing: apt-get install openssh-server (scripts/bootstrap)", pytrace=False)
     made = make_ssh_cluster(CONFIG, NAMES)
     made.initial = made.snapshots()  # type: ignore[attr-defined]
@@ -270,18 +267,26 @@ def test_non_root_ssh_user_runs_lazyjack_with_sudo(cluster: SshCluster, tmp_path
     for name in NAMES:
         pid = sshd.running_pid(cluster.nodes[name])
         passwd = Path(f"/proc/{pid}/root/etc/passwd").read_text()
+        shadow = Path(f"/proc/{pid}/root/etc/shadow").read_text()
         cluster.write_in_node(name, "/etc/passwd", (passwd + "lab:x:4242:4242::/tmp:/bin/sh\n").encode())
+        # '*': no password, yet not locked (sudo's PAM account check passes, sshd takes the key).
+        cluster.write_in_node(name, "/etc/shadow", (shadow + "lab:*:19000:0:99999:7:::\n").encode(), 0o640)
         cluster.write_in_node(name, "/etc/sudoers.d/lazyjack-lab", b"lab ALL=(root) NOPASSWD: ALL\n", 0o440)
-    text = cluster.config.read_text().replace("general:\n", "general:\n    ssh-user: lab\n", 1)
-    cluster.config.write_text(text)
+    original = cluster.config.read_text()
+    cluster.config.write_text(original.replace("general:\n", "general:\n    ssh-user: lab\n", 1))
     config = cluster.write_ssh_config(tmp_path / "ssh_config.lab", known_hosts=cluster.known_hosts, user="lab")
-    result = cluster.cluster("status", ssh_config=config)
-    assert result.returncode == 0, out(result)
-    down = cluster.cluster("down", ssh_config=config)
-    assert down.returncode == 0, out(down)
-    assert "got a new copy: master, minion-1, minion-2" in down.stdout  # the ssh-user line changed the bytes
-    status = json.loads(cluster.cluster("status", "--output", "json", ssh_config=config).stdout)
-    assert {v["applied"] for v in status["nodes"].values()} == {"prepared"}
+    try:
+        result = cluster.cluster("status", ssh_config=config)
+        assert result.returncode == 0, out(result)
+        down = cluster.cluster("down", ssh_config=config)
+        assert down.returncode == 0, out(down)
+        assert "got a new copy: master, minion-1, minion-2" in down.stdout  # the ssh-user line changed the bytes
+        status = json.loads(cluster.cluster("status", "--output", "json", ssh_config=config).stdout)
+        assert "up" not in {v["applied"] for v in status["nodes"].values()}
+        sessions = (cluster.nodes["master"].sshd_dir / "sshd.log").read_text()
+        assert "Accepted publickey for lab" in sessions
+    finally:
+        cluster.config.write_text(original)
 
 
 def test_clean_brings_every_node_back(cluster: SshCluster) -> None:

@@ -223,46 +223,61 @@ class ClusterRun:
         return failed
 
     def gather(self) -> list[str]:
-        """Version, then facts, of every reachable node; the nodes that failed pre-flight."""
+        """Facts (version, journal, interface) of every reachable node; the nodes that failed pre-flight.
+
+        One call per node. Where it fails, `lazyjack version` there says whether another version
+        (which may not know the call) or no lazyjack at all is the reason.
+        """
         self._phase = phases.PREFLIGHT
         reachable = [n for n in self.endpoints if self.outcome.nodes[n].reachable]
-        failed: list[str] = []
-        versions = self._run([self._task(n, "version", [*self.endpoints[n].lazyjack, "version"], root=False,
-                                         attached=False, timeout=QUICK_TIMEOUT) for n in reachable], live=False)
-        same: list[str] = []
-        for result in versions:
+        facts = self._run([self._task(n, "facts", [*self._argv(n, config=False), "_node", "facts", "--remote-config",
+                                                   self.endpoints[n].config],
+                                      root=True, attached=False, timeout=QUICK_TIMEOUT, stdin=self.data)
+                           for n in reachable], live=False)
+        failed: dict[str, Result] = {}
+        for result in facts:
             outcome = self.outcome.nodes[result.node]
+            answer = _json_line(result.output) if result.ok else None
+            if answer is None:
+                failed[result.node] = result
+                continue
+            outcome.version = str(answer["version"])
+            outcome.applied = str(answer["applied"])
+            outcome.config_pushed = answer["config"] != "same"
+            if not self._same_version(result.node):
+                continue
+            if not answer["interface_exists"]:
+                self._fail(result.node, f"interface {answer['interface']} (topology.{result.node}.interface) "
+                           "does not exist there")
+        if failed:
+            self._explain(failed)
+        return [n for n in reachable if self.outcome.nodes[n].state == FAILED]
+
+    def _same_version(self, node: str) -> bool:
+        outcome = self.outcome.nodes[node]
+        if outcome.version == __version__:
+            return True
+        program = " ".join(self.endpoints[node].lazyjack)
+        self._fail(node, f"runs lazyjack {outcome.version} ({program}), this is lazyjack {__version__}: "
+                   "install the same version on every node")
+        return False
+
+    def _explain(self, failed: dict[str, Result]) -> None:
+        """Why facts failed on these nodes: another lazyjack, none, or (same version) the error it gave."""
+        # As root like every other call: the program may be readable by root only.
+        versions = self._run([self._task(n, "version", [*self.endpoints[n].lazyjack, "version"], root=True,
+                                         attached=False, timeout=QUICK_TIMEOUT) for n in failed], live=False)
+        for result in versions:
             words = result.output.split()
             program = " ".join(self.endpoints[result.node].lazyjack)
             if not result.ok or "version" not in words[:-1]:
                 self._fail(result.node, f"`{program} version` failed (exit {result.returncode}): is lazyjack "
                            f"{__version__} installed there? (--remote-lazyjack PATH names it)", result)
-            else:
-                outcome.version = words[words.index("version") + 1]
-                if outcome.version != __version__:
-                    self._fail(result.node, f"runs lazyjack {outcome.version} ({program}), this is lazyjack "
-                               f"{__version__}: install the same version on every node")
-                else:
-                    same.append(result.node)
-            if outcome.state == FAILED:
-                failed.append(result.node)
-        facts = self._run([self._task(n, "facts", [*self._argv(n, config=False), "_node", "facts", "--remote-config", self.endpoints[n].config],
-                                      root=True, attached=False, timeout=QUICK_TIMEOUT, stdin=self.data)
-                           for n in same], live=False)
-        for result in facts:
-            outcome = self.outcome.nodes[result.node]
-            answer = _json_line(result.output) if result.ok else None
-            if answer is None:
-                self._fail(result.node, f"reading its state failed (exit {result.returncode})", result)
-            else:
-                outcome.applied = str(answer["applied"])
-                outcome.config_pushed = answer["config"] != "same"
-                if not answer["interface_exists"]:
-                    self._fail(result.node, f"interface {answer['interface']} (topology.{result.node}.interface) "
-                               "does not exist there")
-            if outcome.state == FAILED:
-                failed.append(result.node)
-        return failed
+                continue
+            self.outcome.nodes[result.node].version = words[words.index("version") + 1]
+            if self._same_version(result.node):
+                facts = failed[result.node]
+                self._fail(result.node, f"reading its state failed (exit {facts.returncode})", facts)
 
     # --- acting ---------------------------------------------------------------------------
 
