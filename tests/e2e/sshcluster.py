@@ -111,6 +111,11 @@ class SshCluster:
         sh("nsenter", f"--mount=/proc/{pid}/ns/mnt", "--", "sh", "-c", 'cat > "$1" && chmod "$2" "$1"', "-",
            path, f"{mode:o}", input=data.decode())
 
+    def remove_in_node(self, name: str, path: str) -> None:
+        pid = sshd.running_pid(self.nodes[name])
+        assert pid is not None, f"{name}'s sshd is not running"
+        sh("nsenter", f"--mount=/proc/{pid}/ns/mnt", "--", "rm", "-f", "--", path)
+
     def snapshot(self, name: str) -> dict[str, Any]:
         """What lazyjack may change on the node: eth1, routes, forwarding sysctls and its own files."""
         node = self.nodes[name]
@@ -119,14 +124,15 @@ class SshCluster:
             return sh("nsenter", f"--net=/run/netns/{node.netns}", *argv).stdout
 
         eth1 = json.loads(ns("ip", "-j", "addr", "show", "dev", "eth1"))[0]
-        files: dict[str, tuple[int, str]] = {}
+        files: dict[str, tuple[int, str] | None] = {}
         for top in ("etc", "var-lib-lazyjack", "tmp"):
             for path in sorted((node.directory / top).rglob("*")):
                 if path.name == Path(STANDIN_LOG).name or str(path).startswith(str(node.etc / TEST_DIR[5:])):
                     continue
-                st = path.lstat()
-                digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "-"
-                files[str(path.relative_to(node.directory))] = (st.st_mode, digest)
+                entry = _entry(path)
+                if top == "etc" and entry == _entry(Path("/") / path.relative_to(node.directory)):
+                    continue  # copied up by the overlay, but as on this machine: not the node's change
+                files[str(path.relative_to(node.directory))] = entry
         return {
             "addresses": sorted(f"{a['local']}/{a['prefixlen']}" for a in eth1["addr_info"]),
             "up": "UP" in eth1["flags"],
@@ -148,6 +154,15 @@ class SshCluster:
         for ns in self.namespaces:
             sh("ip", "netns", "del", ns, check=False)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _entry(path: Path) -> tuple[int, str] | None:
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "-"
+    return st.st_mode, digest
 
 
 def make_ssh_cluster(config_text: str, names: list[str]) -> SshCluster:

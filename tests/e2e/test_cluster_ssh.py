@@ -264,10 +264,12 @@ def test_sigterm_stops_the_remote_commands(cluster: SshCluster) -> None:
 
 def test_non_root_ssh_user_runs_lazyjack_with_sudo(cluster: SshCluster, tmp_path: Path) -> None:
     """A user `lab` on every node (in the node's own /etc) with sudo: status and down work as that user."""
+    kept: dict[str, tuple[str, str]] = {}
     for name in NAMES:
         pid = sshd.running_pid(cluster.nodes[name])
         passwd = Path(f"/proc/{pid}/root/etc/passwd").read_text()
         shadow = Path(f"/proc/{pid}/root/etc/shadow").read_text()
+        kept[name] = passwd, shadow
         cluster.write_in_node(name, "/etc/passwd", (passwd + "lab:x:4242:4242::/tmp:/bin/sh\n").encode())
         # '*': no password, yet not locked (sudo's PAM account check passes, sshd takes the key).
         cluster.write_in_node(name, "/etc/shadow", (shadow + "lab:*:19000:0:99999:7:::\n").encode(), 0o640)
@@ -287,6 +289,10 @@ def test_non_root_ssh_user_runs_lazyjack_with_sudo(cluster: SshCluster, tmp_path
         assert "Accepted publickey for lab" in sessions
     finally:
         cluster.config.write_text(original)
+        for name, (passwd, shadow) in kept.items():
+            cluster.write_in_node(name, "/etc/passwd", passwd.encode())
+            cluster.write_in_node(name, "/etc/shadow", shadow.encode(), 0o640)
+            cluster.remove_in_node(name, "/etc/sudoers.d/lazyjack-lab")
 
 
 def test_clean_brings_every_node_back(cluster: SshCluster) -> None:
