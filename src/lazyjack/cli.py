@@ -312,7 +312,7 @@ def _run_node_side(args: argparse.Namespace) -> int:
     path = Path(args.remote_config)
     if args.what == "facts":
         facts = nodeside.gather_facts(new_config=sys.stdin.buffer.read(), host=args.host,
-                                      root=Path(args.root).resolve(), config_path=path)
+                                      root=Path(args.root or "/").resolve(), config_path=path)
         answer: dict[str, object] = facts.to_json()
     elif args.what == "push-config":
         answer = {"changed": nodeside.push_config(sys.stdin.buffer.read(), path, dry_run=args.dry_run)}

@@ -141,6 +141,8 @@ class ClusterRun:
         self._phase = ""
         self._plan: list[Phase] = []
         self._index = -1
+        #: A dry run with init to do: the other phases need the token init would make.
+        self._stop_after_init = False
 
     # --- running tasks --------------------------------------------------------------------
 
@@ -311,7 +313,7 @@ class ClusterRun:
                 failed = sorted(n for n, o in self.outcome.nodes.items() if o.state == FAILED)
                 raise self._stop(phase.title, f"{phase.command} failed on {', '.join(failed)}; no further phase "
                                  "was started (each failed node rolled its own run back)")
-            if self.outcome.notes and self.outcome.notes[-1] == "needs the token":
+            if self._stop_after_init:
                 break
         for outcome in self.outcome.nodes.values():
             outcome.state = DONE
@@ -367,9 +369,11 @@ class ClusterRun:
         (master,) = phase.nodes
         if self.opts.dry_run:
             ok = self._act(Phase("init", (master,)))
-            self.outcome.notes.append("needs the token")
-            self.report("   (the other phases need the token and CA hash init makes: run without --dry-run to "
-                        "make them, then --dry-run shows every node's plan)")
+            self._stop_after_init = True
+            note = ("the other phases need the token and CA hash init makes: run without --dry-run to make them, "
+                    "then --dry-run shows every node's plan")
+            self.outcome.notes.append(note)
+            self.report(f"   ({note})")
             return ok
         (pushed,) = self._run([self._push_task(master)], live=False)
         if not pushed.ok:
