@@ -296,15 +296,21 @@ def test_non_root_ssh_user_runs_lazyjack_with_sudo(cluster: SshCluster, tmp_path
 
 
 def test_clean_brings_every_node_back(cluster: SshCluster) -> None:
-    """Whatever the state: clean leaves every node as it was made (but for the pushed config)."""
+    """Whatever the state: clean leaves every node as it was made, but for the pushed config and
+    the master's CA (init's, kept for the next init, as on a real master)."""
     result = cluster.cluster("clean")
     assert result.returncode == 0, out(result)
     after = cluster.snapshots()
+    ca = sorted(k for k in after["master"]["files"] if k.startswith("tmp/lazyjack"))
+    kept = ("etc/lazyjack", "tmp/lazyjack")
     for name, snap in after.items():
-        snap["files"] = {k: v for k, v in snap["files"].items() if not k.startswith("etc/lazyjack")}
+        assert not any(k.startswith("tmp/lazyjack") for k in snap["files"]) or name == "master"
+        snap["files"] = {k: v for k, v in snap["files"].items() if not k.startswith(kept)}
         initial = cluster.initial[name]  # type: ignore[attr-defined]
-        initial["files"] = {k: v for k, v in initial["files"].items() if not k.startswith("etc/lazyjack")}
+        initial["files"] = {k: v for k, v in initial["files"].items() if not k.startswith(kept)}
         assert snap == initial, name
+    assert ca == [
+        "tmp/lazyjack", "tmp/lazyjack/certs", "tmp/lazyjack/certs/ca.crt", "tmp/lazyjack/certs/ca.key"]
     again = cluster.cluster("clean")
     assert again.returncode == 0, out(again)
     for node in NAMES:
