@@ -393,7 +393,7 @@ class ClusterRun:
 
     def _adopt(self, master: str, token: str, digest: str) -> None:
         """Write the master's token and hash into the local config (comments and order kept), 0600."""
-        from lazyjack.commands.init import update_config_file
+        from lazyjack.config.edit import update_config_file
         from lazyjack.config import load_config
 
         path = self.opts.config_path
