@@ -351,6 +351,8 @@ def _add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         if name == "up":
             cmd.add_argument("--skip-phases", default=None, metavar="LIST",
                              help="phases of up to skip (default: kubelet and kubeadm when not installed)")
+            cmd.add_argument("--ssh", action="store_true",
+                             help="an OpenSSH server in every node; lazyjack cluster drives the nodes over SSH")
         if name == "exec":
             cmd.add_argument("--timeout", type=_exec_timeout, default=None, metavar="SECONDS",
                              help="stop the command after this long (default: no limit, it is interactive)")
@@ -408,7 +410,7 @@ def _run_lab(args: argparse.Namespace) -> int:
     if args.lab_command == "up":
         skip = None if args.skip_phases is None else split_phases(args.skip_phases)
         lab.lab_up(tools, config_path=config, name=args.name, report=report, skip_phases=skip,
-                   verbose=args.verbose > 0)
+                   verbose=args.verbose > 0, ssh=args.ssh)
         return EXIT_OK
     if args.lab_command == "status":
         print("\n".join(lab.lab_status(tools, name=args.name)))

@@ -8,6 +8,7 @@ removed by `lab down` in the fixture.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import signal
 import subprocess
@@ -283,14 +284,16 @@ def test_down_after_an_interrupted_up(make_lab: MakeLab) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "lazyjack", "lab", "up", "--config", str(one.config),
                              "--name", one.name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=environ)
-    logs = one.directory / "nodes" / "a-minion" / "logs"
-    deadline = time.monotonic() + 60
-    while not (logs.is_dir() and any(logs.iterdir())):
-        assert proc.poll() is None, proc.communicate()[0]
-        assert time.monotonic() < deadline, "the minion's prepare never started"
-        time.sleep(0.02)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:  # the minion's prepare starts as soon as my-master's has ended
+        seen.append(line)
+        if line.startswith(" ✓ prepare on my-master "):
+            break
+    assert proc.poll() is None, "".join(seen)
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
+    rest, _ = proc.communicate(timeout=60)
+    out = "".join(seen) + rest
     assert proc.returncode == 143, out
     assert "lab up interrupted" in out
     assert f"lab {one.name}: interrupted" in ok("status", "--name", one.name)
@@ -298,3 +301,36 @@ def test_down_after_an_interrupted_up(make_lab: MakeLab) -> None:
     down = one.down()
     assert " ✓ clean on my-master " in down
     assert " ✓ my-master is back to its state before prepare" in down
+
+
+def test_ssh_lab_up_check_down(make_lab: MakeLab) -> None:
+    """lab up --ssh: an sshd in every node, `lazyjack cluster up` over SSH from here, lab check passes."""
+    one = make_lab("ssh-ipv6", IPV6_IDS)
+    out = ok("up", "--ssh", "--config", str(one.config), "--name", one.name)
+    for node in one.spec.nodes:
+        assert _lines_with(out, f" ✓ Starting sshd in {node} (reached at fe80::2%ljs")
+        assert _lines_with(out, f" ✓ prepare on {node} ")
+        sessions = (one.directory / "nodes" / node / "ssh" / "sshd" / "sshd.log").read_text()
+        assert "Accepted publickey for root" in sessions  # lazyjack really ran over SSH
+    assert "Running `lazyjack cluster up` over SSH" in out
+    assert " ✓ pre-flight on 3 node(s)" in out and " ✓ init on gw-master " in out
+    first = _lines_with(out, " ✓ prepare on gw-master ")[0]
+    assert all(first < _lines_with(out, f" ✓ prepare on {m} ")[0] for m in ("gw-minion-a", "gw-minion-b"))
+    # Every node holds the lab's config with init's token, root's and 0600, pushed over SSH.
+    lab_config = (one.directory / "config.yaml").read_bytes()
+    assert b"token-cert-hash:" in lab_config
+    for node in one.spec.nodes:
+        copy = one.directory / "nodes" / node / "config.yaml"
+        assert copy.read_bytes() == lab_config and copy.stat().st_mode & 0o777 == 0o600
+    tag = "ljs" + hashlib.sha256(one.name.encode()).hexdigest()[:6]
+    assert sorted(link for link in os.listdir("/sys/class/net") if link.startswith(tag)) == [
+        f"{tag}{i}" for i in range(3)]  # this machine's ends of the nodes' access links
+
+    result = lab("check", "--name", one.name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "checks passed" in result.stdout and "failed" not in result.stdout.splitlines()[-1]
+
+    down = one.down()
+    for node in one.spec.nodes:
+        assert f" ✓ {node} is back to its state before prepare" in down
+    assert not [link for link in os.listdir("/sys/class/net") if link.startswith(tag)]

@@ -114,6 +114,8 @@ class Options:
     parallel: int = 10
     #: Options handed to every `up`/`down` (--skip-phases).
     extra: dict[str, list[str]] = field(default_factory=dict)
+    #: Pre-flight refuses a node without its interface (not when taking a half-made lab away).
+    require_interfaces: bool = True
 
 
 def node_infos(config: Config) -> list[NodeInfo]:
@@ -131,11 +133,14 @@ def needs_init(config: Config) -> bool:
 class ClusterRun:
     """One `lazyjack cluster ACTION`: see the module docstring."""
 
-    def __init__(self, config: Config, endpoints: dict[str, Endpoint], opts: Options, *, report: Report) -> None:
+    def __init__(self, config: Config, endpoints: dict[str, Endpoint], opts: Options, *, report: Report,
+                 before: Callable[[Phase], None] | None = None) -> None:
+        """`before` hears of each phase before it starts (the lab records and snapshots there)."""
         self.config = config
         self.endpoints = endpoints
         self.opts = opts
         self.report = report
+        self.before = before or (lambda phase: None)
         self.data = opts.config_path.read_bytes()
         self.outcome = Outcome(opts.action, {n: NodeOutcome(n) for n in endpoints}, opts.log_dir, opts.dry_run)
         self._phase = ""
@@ -167,11 +172,12 @@ class ClusterRun:
                 how = "" if result.ok else f" ({result.stopped or f'exit {result.returncode}'})"
                 summary = _json_line(result.output) if result.ok else None
                 changes = summary.get("changes") if summary is not None else None
+                note = ""
                 if isinstance(changes, int):
                     verb = "would change" if self.opts.dry_run else "changed"
-                    how = f": {verb} {changes}" if changes else ": nothing to change"
+                    note = f": {verb} {changes}" if changes else ": nothing to change"
                     self.outcome.nodes[result.node].changes[result.command] = changes
-                self.report(f" {mark} {result.command} on {result.node}{how} ({result.seconds:.1f}s)")
+                self.report(f" {mark} {result.command} on {result.node}{how} ({result.seconds:.1f}s){note}")
 
         runner = Runner(parallel=self.opts.parallel, on_done=done)
         before = {n: len(o.runs) for n, o in self.outcome.nodes.items()}
@@ -248,7 +254,7 @@ class ClusterRun:
             outcome.config_pushed = answer["config"] != "same"
             if not self._same_version(result.node):
                 continue
-            if not answer["interface_exists"]:
+            if not answer["interface_exists"] and self.opts.require_interfaces:
                 self._fail(result.node, f"interface {answer['interface']} (topology.{result.node}.interface) "
                            "does not exist there")
         if failed:
@@ -299,6 +305,7 @@ class ClusterRun:
         self._plan = plan
         for index, phase in enumerate(plan):
             self._phase, self._index = phase.title, index
+            self.before(phase)
             if phase.command == "init":
                 ok = self._init(phase)
             elif phase.command == PUSH:
@@ -393,8 +400,8 @@ class ClusterRun:
 
     def _adopt(self, master: str, token: str, digest: str) -> None:
         """Write the master's token and hash into the local config (comments and order kept), 0600."""
-        from lazyjack.config.edit import update_config_file
         from lazyjack.config import load_config
+        from lazyjack.config.edit import update_config_file
 
         path = self.opts.config_path
         update_config_file(path, {"token": token, "token-cert-hash": digest})

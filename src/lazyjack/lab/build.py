@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from lazyjack.config.model import Config
 from lazyjack.config.plan import Plan
 from lazyjack.host.netns import netns_exists
 from lazyjack.host.process import RunnerAPI
-from lazyjack.lab import LabError, Tools, internet, sandbox, topology
+from lazyjack.lab import LabError, Tools, internet, sandbox, sshd, topology
 from lazyjack.lab.progress import Progress
 from lazyjack.lab.state import Daemon, LabState, NodeState
 from lazyjack.steps.support import support_netns
@@ -62,7 +63,6 @@ def build(tools: Tools, state: LabState, config: Config, plan: Plan, order: list
                 state.add_namespace(support_netns(entry.root.resolve()))
             topology.plug_node(proc, switch=switch, port=f"p{index}", netns=ns, interface=node.interface, mtu=mtu)
             sandbox.seed_sandbox(entry.root, node_name, upstream)
-            sandbox.hand_out(state.lab_config, [entry.config])
     if inet is not None:
         title = (f"Starting the simulated internet ({inet.netns}: DNS {inet.dns}, "
                  f"{internet.WWW} A {inet.www}, HTTP)")
@@ -78,3 +78,30 @@ def build(tools: Tools, state: LabState, config: Config, plan: Plan, order: list
             state.save()
         progress.skip(f"Uplink of {inet.node}",
                       f"{inet.uplink} {internet.LINK_NODE}, default IPv4 route via {internet.LINK_INSIDE.ip}")
+    if state.ssh:
+        build_ssh(tools, state, order, progress)
+
+
+def build_ssh(tools: Tools, state: LabState, order: list[str], progress: Progress) -> None:
+    """An sshd in every node, reached on its access link; the lab's key, pinned host keys, ssh_config."""
+    state.ssh_dir.mkdir(mode=0o700)
+    key = state.ssh_dir / "id_ed25519"
+    sshd.new_key(tools.proc, key, comment=f"lazyjack lab {state.name}")
+    known = state.ssh_dir / "known_hosts"
+    entries = []
+    tag = hashlib.sha256(state.name.encode()).hexdigest()[:6]
+    for index, name in enumerate(order):
+        node = state.nodes[name]
+        server = sshd.SshNode(name, node.netns, Path(node.directory) / "ssh", f"ljs{tag}{index}")
+        with progress.step(f"Starting sshd in {name} (reached at {server.address})"):
+            sshd.prepare_dirs(server)
+            # The node's /etc/hosts and /etc/resolv.conf as on a fresh host (lazyjack acts on --root).
+            sshd.add_access_link(tools.proc, server)
+            state.daemons.append(Daemon(f"sshd of {name}", "sshd", str(server.pid_file)))
+            state.save()
+            sshd.start_sshd(server, authorized_keys=Path(f"{key}.pub").read_text())
+        entries.append(server)
+    known.write_text("".join(sshd.known_hosts_line(s) for s in entries))
+    state.ssh_config.write_text("".join(sshd.ssh_config_entry(s, key=key, known_hosts=known) for s in entries))
+    state.remote_lazyjack.write_text(sshd.lazyjack_program())
+    state.remote_lazyjack.chmod(0o755)

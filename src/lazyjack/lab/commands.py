@@ -50,16 +50,17 @@ def _load_config(path: Path, *, require_token: bool = False) -> Config:
 
 
 def lab_up(tools: Tools, *, config_path: Path | None, name: str | None, report: Report,
-           skip_phases: list[str] | None = None, verbose: bool = False, base: Path = STATE_BASE) -> LabState:
-    """Build the lab of a config and bring it up with the real lazyjack commands."""
+           skip_phases: list[str] | None = None, verbose: bool = False, ssh: bool = False,
+           base: Path = STATE_BASE) -> LabState:
+    """Build the lab of a config and bring it up with the real lazyjack commands (over SSH with `ssh`)."""
     require_root("up")
     with lab_lock(base, wait=report):
         return _lab_up(tools, config_path=config_path, name=name, report=report, skip_phases=skip_phases,
-                       verbose=verbose, base=base)
+                       verbose=verbose, ssh=ssh, base=base)
 
 
 def _lab_up(tools: Tools, *, config_path: Path | None, name: str | None, report: Report,
-            skip_phases: list[str] | None, verbose: bool, base: Path) -> LabState:
+            skip_phases: list[str] | None, verbose: bool, ssh: bool, base: Path) -> LabState:
     source = (config_path or EXAMPLE).resolve()
     config = _load_config(source)
     plan = build_plan(config)
@@ -69,7 +70,7 @@ def _lab_up(tools: Tools, *, config_path: Path | None, name: str | None, report:
     # Always, unless asked otherwise: the namespaces isolate the network, not /etc/kubernetes or
     # the kubelet service, so a real kubeadm would act on this machine itself, once per node.
     skip = list(orchestration.OPTIONAL_PHASES) if auto_skip else list(skip_phases or [])
-    problems = preflight(config, name, directory, skip)
+    problems = preflight(config, name, directory, skip, ssh=ssh)
     if problems:
         raise LabError("lab up stopped before making anything:\n" + "\n".join(f"  - {p}" for p in problems))
     progress = Progress(report)
@@ -77,7 +78,7 @@ def _lab_up(tools: Tools, *, config_path: Path | None, name: str | None, report:
     report(f"Creating lab {name!r} from {source} ({config.mode}, plugin {config.plugin}, {len(order)} nodes) ...")
     directory.mkdir(parents=True, mode=0o700)
     state = LabState(name=name, directory=str(directory), source_config=str(source), mode=config.mode,
-                     skip_phases=skip)
+                     skip_phases=skip, ssh=ssh)
     state.save()
     started = time.monotonic()
     try:

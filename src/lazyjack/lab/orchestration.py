@@ -1,38 +1,39 @@
-"""Which lazyjack command runs on which lab nodes, in which order: the one place the lab decides it, and runs them.
+"""Which lazyjack command runs on which lab nodes, in which order: `lazyjack cluster`'s orchestrator, run here.
 
-`lab up` does what a person does on real hosts: init on the master, its config (holding the
-token init wrote) handed to the other nodes, prepare on the DNS64/NAT64 node before the rest,
-up on the master before the minions. `lab down` undoes it: down on the minions, then on the
-master; clean on every node, the DNS64/NAT64 node last. The nodes of a group run at once
-(`lazyjack.lab.nodes.run_on`); a group starts once every run of the one before has ended.
+`lab up` is `cluster up` on the lab's nodes, `lab down` is `cluster clean`: the same phases,
+pre-flight and per-node results as on real hosts. Only the transport differs: the nodes'
+network namespaces (`nsenter`), or, for a lab made with `--ssh`, the sshd in every node
+(`lazyjack.lab.sshd`), reached from this machine with the lab's key and pinned known_hosts.
+Each node's lazyjack acts on its `--root` sandbox and reads the config the run pushed to it.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-from dataclasses import dataclass
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 
+import lazyjack
+from lazyjack.cluster.orchestrate import ClusterFailed, ClusterRun, Endpoint, Options, Outcome
+from lazyjack.cluster.phases import Phase
+from lazyjack.cluster.report import result_table
+from lazyjack.cluster.ssh import SshTransport
+from lazyjack.cluster.transport import NamespaceTransport, Transport
+from lazyjack.config import load_config
 from lazyjack.config.model import Config
 from lazyjack.config.plan import Plan
-from lazyjack.host.netns import netns_exists
-from lazyjack.lab import LabError, Report, Tools, sandbox, snapshot
-from lazyjack.lab.nodes import NodeRunResult, run_on
+from lazyjack.host.netns import NETNS_DIR, netns_exists
+from lazyjack.lab import LabError, Report, Tools, snapshot
 from lazyjack.lab.progress import Progress
-from lazyjack.lab.state import LabState
+from lazyjack.lab.state import LabState, NodeState
 
 #: The phases of `up` the lab skips unless told otherwise, with the program each needs.
 OPTIONAL_PHASES = {"kubelet": "kubelet", "kubeadm": "kubeadm"}
-#: Lines of a failed run's output shown (all of it is in the node's log).
-LOG_TAIL = 30
-
-
-@dataclass(frozen=True)
-class Group:
-    """One lazyjack command, run on some nodes at once."""
-
-    command: str
-    nodes: list[str]
-    args: tuple[str, ...] = ()
+#: Lines of a node's output shown for --verbose (all of it is in the node's log).
+VERBOSE_LINES = 200
 
 
 def node_order(plan: Plan) -> list[str]:
@@ -40,72 +41,66 @@ def node_order(plan: Plan) -> list[str]:
     return [n.name for n in sorted(plan.nodes.values(), key=lambda n: n.id)]
 
 
-def _skip_args(skip: list[str]) -> tuple[str, ...]:
-    return ("--skip-phases", ",".join(skip)) if skip else ()
+def lazyjack_env() -> dict[str, str]:
+    """This very lazyjack first on PYTHONPATH; no invoking user (no kubeconfig to copy in a lab)."""
+    package_parent = str(Path(lazyjack.__file__).resolve().parents[1])
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH", "")])),
+            "SUDO_USER": ""}
 
 
-def prepare_and_up(plan: Plan, order: list[str], skip: list[str]) -> list[Group]:
-    """After init: prepare (the DNS64/NAT64 node first), then up (the master first)."""
-    nat64 = plan.nat64_node
-    first = [nat64.name] if nat64 is not None else []
-    master = plan.master.name
-    minions = [n for n in order if n != master and plan.nodes[n].is_cluster_node]
-    return [
-        Group("prepare", first),
-        Group("prepare", [n for n in order if n not in first]),
-        Group("up", [master], _skip_args(skip)),
-        Group("up", minions, _skip_args(skip)),
-    ]
+def endpoints(state: LabState, nodes: list[NodeState], *, ssh: bool) -> dict[str, Endpoint]:
+    """How the cluster run reaches each node: its namespace, or the lab's SSH."""
+    transport: Transport
+    if ssh:
+        transport = SshTransport({n.name: n.name for n in nodes}, user="root", ssh_config=state.ssh_config)
+        program: tuple[str, ...] = (str(state.remote_lazyjack),)
+    else:
+        transport = NamespaceTransport({n.name: str(NETNS_DIR / n.netns) for n in nodes},
+                                       env=lazyjack_env())
+        program = (sys.executable, "-m", "lazyjack")
+    return {n.name: Endpoint(transport, program, str(n.config), ("--root", str(n.root))) for n in nodes}
 
 
-def down_and_clean(state: LabState) -> list[Group]:
-    """down (minions, then the master), then clean (the DNS64/NAT64 node last), where they ran."""
-    present = [n for n in state.nodes.values() if netns_exists(n.netns)]
-    ups = [n for n in present if "up" in n.ran]
-    preps = [n for n in present if "prepare" in n.ran]
-    return [
-        Group("down", [n.name for n in ups if not n.is_master], _skip_args(state.skip_phases)),
-        Group("down", [n.name for n in ups if n.is_master], _skip_args(state.skip_phases)),
-        Group("clean", [n.name for n in preps if not n.is_nat64]),
-        Group("clean", [n.name for n in preps if n.is_nat64]),
-    ]
+def run_cluster(state: LabState, action: str, nodes: list[NodeState], report: Report, *, verbose: bool,
+                before: Callable[[Phase], None] | None = None, ssh: bool = False) -> Outcome:
+    """`cluster ACTION` on the lab's nodes with the lab's config; LabError with the table when it fails."""
+    skip = ["--skip-phases", ",".join(state.skip_phases)] if state.skip_phases else []
+    runs = Path(state.directory) / "logs"
+    log_dir = runs / f"{len(list(runs.iterdir())) + 1 if runs.is_dir() else 1:02d}-{action}"
+    log_dir.mkdir(parents=True, mode=0o700)
+    opts = Options(action, state.lab_config, log_dir, parallel=max(1, len(nodes)),
+                   extra={"up": skip, "down": skip} if skip else {}, require_interfaces=action != "clean")
+    config = load_config(state.lab_config, require_token=False)
 
+    def recorded(phase: Phase) -> None:
+        if phase.command in ("init", "prepare", "up", "down", "clean"):
+            for name in phase.nodes:
+                state.nodes[name].ran.append(phase.command)
+            state.save()
+        if before is not None:
+            before(phase)
 
-def run(state: LabState, group: Group, report: Report, *, verbose: bool) -> list[NodeRunResult]:
-    """Run a group, recorded in the state first; one status line per node; returns the failed runs."""
-    if not group.nodes:
-        return []
-    nodes = [state.nodes[n] for n in group.nodes]
-    for node in nodes:
-        node.ran.append(group.command)
-    state.save()
-    failed = []
-    for r in run_on(nodes, group.command, *group.args):
-        mark = "✓" if r.ok else "✗"
-        how = "" if r.ok else (" (timed out)" if r.returncode is None else f" (exit {r.returncode})")
-        report(f" {mark} {r.command} on {r.node}{how} ({r.seconds:.1f}s)")
-        if verbose or not r.ok:
-            lines = r.output().rstrip().splitlines()
-            for line in lines if verbose else lines[-LOG_TAIL:]:
+    run = ClusterRun(config, endpoints(state, nodes, ssh=ssh), opts, report=report, before=recorded)
+    try:
+        outcome = run.run()
+    except ClusterFailed as exc:
+        for line in result_table(exc.outcome):
+            report(line)
+        raise LabError(f"{exc}; the output is above and in {log_dir}") from None
+    finally:
+        for end in {id(e.transport): e.transport for e in run.endpoints.values()}.values():
+            end.close()
+    if verbose:
+        for name in outcome.nodes:
+            report(f"   {name}'s output ({log_dir / f'{name}.log'}):")
+            for line in (log_dir / f"{name}.log").read_text(errors="replace").splitlines()[-VERBOSE_LINES:]:
                 report(f"     {line}")
-        if not r.ok:
-            failed.append(r)
-    return failed
-
-
-def require(failed: list[NodeRunResult]) -> None:
-    """Stop the lab command when a run failed, naming the runs and their logs."""
-    if failed:
-        which = ", ".join(f"{r.command} on {r.node}" for r in failed)
-        logs = ", ".join(str(r.log) for r in failed)
-        raise LabError(f"{which} failed; the output is above and in {logs}")
+    return outcome
 
 
 def bring_up(tools: Tools, state: LabState, config: Config, plan: Plan, order: list[str], progress: Progress, *,
              auto_skip: bool, verbose: bool) -> None:
-    """init, config hand-out, snapshot, prepare, up: in the order a person would follow on real hosts."""
-    report = progress.report
-    master = plan.master.name
+    """`cluster up` on every node: init, the config pushed, a snapshot of every node, prepare, up."""
     skip = state.skip_phases
     if skip:
         installed = [p for p in skip if shutil.which(OPTIONAL_PHASES.get(p, p)) is not None]
@@ -117,22 +112,34 @@ def bring_up(tools: Tools, state: LabState, config: Config, plan: Plan, order: l
             why = "not installed"
         progress.skip("Kubernetes", f"{' and '.join(skip)} {why}: up runs with --skip-phases {','.join(skip)}")
     if config.general.insecure:
-        progress.skip(f"init on {master}", "not needed (general.insecure: true)")
-    else:
-        require(run(state, Group("init", [master]), report, verbose=verbose))
-    others = [n for n in order if n != master]
-    with progress.step(f"Handing {master}'s config to {', '.join(others) or 'no other node'}"):
-        sandbox.hand_out(state.nodes[master].config, [state.nodes[n].config for n in others])
-    with progress.step("Taking a snapshot of every node (compared at lab down)"):
-        for node_name in order:
-            snapshot.keep(tools.proc, state.nodes[node_name])
-    for group in prepare_and_up(plan, order, skip):
-        require(run(state, group, report, verbose=verbose))
+        progress.skip(f"init on {plan.master.name}", "not needed (general.insecure: true)")
+    taken = False
+
+    def snapshot_before_prepare(phase: Phase) -> None:
+        # After init and the config hand-out, which clean does not undo; before anything it does.
+        nonlocal taken
+        if phase.command == "prepare" and not taken:
+            taken = True
+            with progress.step("Taking a snapshot of every node (compared at lab down)"):
+                for name in order:
+                    snapshot.keep(tools.proc, state.nodes[name])
+
+    how = "over SSH" if state.ssh else "in the nodes' namespaces"
+    progress.report(f"Running `lazyjack cluster up` {how} ...")
+    start = time.monotonic()
+    run_cluster(state, "up", [state.nodes[n] for n in order], progress.report, verbose=verbose,
+                before=snapshot_before_prepare, ssh=state.ssh)
+    progress.report(f" ✓ cluster up on {len(order)} node(s) ({time.monotonic() - start:.1f}s)")
 
 
 def undo_nodes(state: LabState, report: Report, *, verbose: bool) -> bool:
-    """down and clean on every node where up and prepare ran; True if every run succeeded."""
-    ok = True
-    for group in down_and_clean(state):
-        ok = not run(state, group, report, verbose=verbose) and ok
-    return ok
+    """`cluster clean` on the nodes whose namespace exists: down where up, then clean; True if it succeeded."""
+    present = [n for n in state.nodes.values() if netns_exists(n.netns)]
+    if not present:
+        return True
+    try:
+        run_cluster(state, "clean", present, report, verbose=verbose)
+    except LabError as exc:
+        report(f"     {exc}")
+        return False
+    return True

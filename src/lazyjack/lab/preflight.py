@@ -10,6 +10,7 @@ from lazyjack.commands import unknown_phases
 from lazyjack.config.model import Config
 from lazyjack.host.netns import netns_exists
 from lazyjack.lab import LabError, topology
+from lazyjack.lab.sshd import SSHD
 from lazyjack.lab.state import LabState, lab_names
 
 
@@ -28,10 +29,14 @@ def namespaces_of(config: Config, name: str) -> list[str]:
     return names
 
 
-def preflight(config: Config, name: str, directory: Path, skip: list[str]) -> list[str]:
+def preflight(config: Config, name: str, directory: Path, skip: list[str], *, ssh: bool = False) -> list[str]:
     """The problems that stop `lab up` before it makes anything; empty when it may go on."""
     problems = []
     programs = ["ip", "nsenter", "sysctl", "ping", "iptables", "iptables-save"]
+    if ssh:
+        programs += ["ssh", "ssh-keygen", "unshare", "findmnt"]
+        if not Path(SSHD).exists():
+            problems.append(f"{SSHD} is not installed (apt-get install openssh-server), needed by --ssh")
     if 6 in config.families:
         programs += ["ip6tables", "ip6tables-save"]
     if config.mode == "ipv6":

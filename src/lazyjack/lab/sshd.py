@@ -228,6 +228,21 @@ def ssh_config_entry(node: SshNode, *, key: Path, known_hosts: Path, user: str =
     ])
 
 
+def lazyjack_program() -> str:
+    """The nodes' `lazyjack`: this machine's interpreter and package, with the PATH `lab up` had."""
+    package_parent = Path(__file__).resolve().parents[2]
+    return "\n".join([
+        f"#!{sys.executable}",
+        '"""lazyjack in a lab node reached over SSH: the lab\'s own lazyjack and PATH."""',
+        "import os, sys",
+        f"os.environ['PYTHONPATH'] = {str(package_parent)!r}",
+        f"os.environ['PATH'] = {os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')!r}",
+        "os.environ.pop('SUDO_USER', None)",
+        "os.execv(sys.executable, [sys.executable, '-m', 'lazyjack', *sys.argv[1:]])",
+        "",
+    ])
+
+
 def enter(directory: Path, argv: list[str]) -> None:
     """Inside the new mount namespace: the node's layers over this machine's, then exec sshd."""
     # The node's directory (sshd's config, pid file, log) stays what it is on this machine, also

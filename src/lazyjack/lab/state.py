@@ -138,6 +138,8 @@ class LabState:
     nodes: dict[str, NodeState] = field(default_factory=dict)
     skip_phases: list[str] = field(default_factory=list)
     internet: dict[str, str] = field(default_factory=dict)
+    #: Made with `lab up --ssh`: an sshd in every node, and lazyjack run over SSH.
+    ssh: bool = False
     format: int = FORMAT
 
     @property
@@ -148,6 +150,19 @@ class LabState:
     def lab_config(self) -> Path:
         """The lab's copy of the config (runtime set to native when unset)."""
         return Path(self.directory) / "config.yaml"
+
+    @property
+    def ssh_dir(self) -> Path:
+        """The lab's SSH client side: key pair, pinned known_hosts, ssh_config, the nodes' lazyjack."""
+        return Path(self.directory) / "ssh"
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.ssh_dir / "ssh_config"
+
+    @property
+    def remote_lazyjack(self) -> Path:
+        return self.ssh_dir / "lazyjack"
 
     def add_namespace(self, name: str) -> None:
         """Record a namespace before creating it: deleting one that was never made is a no-op."""
