@@ -235,38 +235,44 @@ def test_failed_join_table_and_rerun(cluster: SshCluster) -> None:
 
 
 def test_sigterm_stops_the_remote_commands(cluster: SshCluster) -> None:
-    """Up: down, then an up held in minion-1's kubeadm join gets SIGTERM; minion-1 rolls back, the table shows it."""
+    """Up: down, then an up held in both minions' kubeadm join gets SIGTERM; both roll back, the table shows it.
+
+    Both joins are held, so neither can finish between the interrupt and the rollback.
+    """
     assert cluster.cluster("down").returncode == 0
-    hold = "/tmp/kubeadm-hold"
-    ready = cluster.nodes["minion-1"].tmp / "kubeadm-hold.ready"
-    cluster.standin_env("minion-1", {"STANDIN_KUBEADM_HOLD": hold})
+    minions = ("minion-1", "minion-2")
+    ready = {m: cluster.nodes[m].tmp / "kubeadm-hold.ready" for m in minions}
+    for minion in minions:
+        cluster.standin_env(minion, {"STANDIN_KUBEADM_HOLD": "/tmp/kubeadm-hold"})
     argv = [sys.executable, "-m", "lazyjack", "cluster", "up", "--config", str(cluster.config), "--ssh-config",
             str(cluster.ssh_config), "--remote-lazyjack", cluster.lazyjack,
             "--log-dir", str(cluster.directory / "logs" / "sigterm")]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+        while not all(r.exists() for r in ready.values()) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert ready.exists(), "minion-1's kubeadm join never started"
+        assert all(r.exists() for r in ready.values()), "the minions' kubeadm joins never started"
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        cluster.standin_env("minion-1", {})
-        ready.unlink(missing_ok=True)
+        for minion in minions:
+            cluster.standin_env(minion, {})
+            ready[minion].unlink(missing_ok=True)
     assert proc.returncode == 128 + signal.SIGTERM, (stdout, stderr)
     assert "terminated (SIGTERM)" in stderr
-    row = next(line.split() for line in stdout.splitlines() if line.strip().startswith("minion-1 "))
-    assert row[1] == "failed", stdout
-    assert "stopped: the cluster run was interrupted" in stdout
-    # minion-1's lazyjack got the interrupt, rolled its up back and ended: nothing of it runs.
-    node_log = (cluster.directory / "logs" / "sigterm" / "minion-1.log").read_text()
+    rows = {line.split()[0]: line.split()[1] for line in stdout.splitlines() if line.startswith("  m")}
+    assert rows == {"master": "done", "minion-1": "failed", "minion-2": "failed"}, stdout
+    assert stdout.count("stopped: the cluster run was interrupted") == 2, stdout
+    # Each minion's lazyjack got the Ctrl-C through its terminal, rolled its up back, and said so.
+    for minion in minions:
+        log = (cluster.directory / "logs" / "sigterm" / f"{minion}.log").read_text()
+        assert "rolled back" in log, log[-3000:]
     status = json.loads(cluster.cluster("status", "--output", "json").stdout)
-    assert status["nodes"]["minion-1"]["applied"] == "prepared", (status, stdout, node_log[-3000:])
-    assert "rolled back" in node_log or "rolling back" in node_log.lower(), node_log[-2000:]
+    assert {m: status["nodes"][m]["applied"] for m in minions} == {m: "prepared" for m in minions}, status
     assert cluster.cluster("up").returncode == 0
 
 
