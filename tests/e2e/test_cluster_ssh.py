@@ -264,7 +264,7 @@ def test_sigterm_stops_the_remote_commands(cluster: SshCluster) -> None:
             ready[minion].unlink(missing_ok=True)
     assert proc.returncode == 128 + signal.SIGTERM, (stdout, stderr)
     assert "terminated (SIGTERM)" in stderr
-    rows = {line.split()[0]: line.split()[1] for line in stdout.splitlines() if line.startswith("  m")}
+    rows = {w[0]: w[1] for w in (line.split() for line in stdout.splitlines()) if len(w) > 1 and w[0] in NAMES}
     assert rows == {"master": "done", "minion-1": "failed", "minion-2": "failed"}, stdout
     assert stdout.count("stopped: the cluster run was interrupted") == 2, stdout
     # Each minion's lazyjack got the Ctrl-C through its terminal, rolled its up back, and said so.
