@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lazyjack.host.process import Runner
+from lazyjack.host.process import Runner, stop_pids
 from lazyjack.lab import sshd
-from lazyjack.lab.topology import processes_in, stop_processes
+from lazyjack.lab.topology import processes_in
 
 REPO = Path(__file__).resolve().parents[2]
 STANDINS = REPO / "tests" / "standins"
@@ -149,7 +149,7 @@ class SshCluster:
         proc = Runner()
         for node in self.nodes.values():
             sshd.stop_sshd(node)
-            stop_processes(processes_in(node.netns))
+            stop_pids(processes_in(node.netns), grace=5.0)
             sshd.delete_access_link(proc, node)
         for ns in self.namespaces:
             sh("ip", "netns", "del", ns, check=False)
