@@ -13,11 +13,12 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "src" / "lazyjack"
 
 #: Layers from the top down; a module may import its own layer's package and the layers below.
-#: (`cluster` sits beside `lab`: both drive the node commands.)
+#: (`cluster` drives the node commands on many nodes; `lab` runs it on its namespaces, so it is above.)
 LAYERS: list[set[str]] = [
     {"__main__"},
     {"cli"},
-    {"lab", "cluster"},
+    {"lab"},
+    {"cluster"},
     {"commands"},
     {"steps"},
     {"render"},
