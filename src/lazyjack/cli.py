@@ -1,6 +1,8 @@
 """The command line: parse arguments, load the config, run a command, map errors to exit codes.
 
-Nothing below this module prints or exits; this is the only place that does.
+Nothing below this module prints or exits; this is the only place that does. Every command
+imports this module, `version` and `--help` too, so it imports only what they need; the rest
+(pathlib, the config, the commands, the lab) is imported by the function that uses it.
 """
 
 from __future__ import annotations
@@ -9,24 +11,38 @@ import argparse
 import math
 import os
 import signal
-import socket
 import sys
-import threading
 from collections.abc import Sequence
-from pathlib import Path
-from typing import NoReturn
 
 from lazyjack import __version__
 from lazyjack.commands import UP_PHASES, split_phases, unknown_phases
 from lazyjack.errors import ConfigError, LazyjackError, Problem, UsageError
+
+# typing itself costs start-up; mypy takes any TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM
 COMMANDS = ("init", "prepare", "up", "down", "clean", "version", "validate")
 ACTING = ("init", "prepare", "up", "down", "clean")
-EXAMPLES_DIR = Path(__file__).parent / "examples"
 EXAMPLES = ("ipv6.yaml", "ipv4.yaml", "dual-stack.yaml")
+
+
+def _examples_dir() -> Path:
+    from pathlib import Path
+
+    return Path(__file__).parent / "examples"
+
+
+def __getattr__(name: str) -> Path:
+    # EXAMPLES_DIR, the directory of the packaged example configs, is made when first asked for.
+    if name == "EXAMPLES_DIR":
+        return _examples_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: lazyjack 1.x (Go `flag`) spellings -> ours. Go accepts one or two dashes and `-name=value`.
 _GO_FLAGS = {"-config": "--config", "-host": "--host", "-v": "--verbose"}
@@ -259,6 +275,8 @@ def _run_lab(args: argparse.Namespace) -> int:
         raise UsageError("lab needs a command: up|check|down|status|exec")
     _refuse_unhonoured_lab_options(args)
     tools = Tools()
+    from pathlib import Path
+
     config = Path(args.config) if args.config else None
 
     def report(line: str) -> None:
@@ -292,10 +310,11 @@ def _run_lab(args: argparse.Namespace) -> int:
 
 
 def _examples_hint() -> str:
+    examples = _examples_dir()
     names = ", ".join(EXAMPLES)
     return (
-        f"the packaged examples are in {EXAMPLES_DIR} ({names}); "
-        f"try: lazyjack validate --config {EXAMPLES_DIR / EXAMPLES[0]}"
+        f"the packaged examples are in {examples} ({names}); "
+        f"try: lazyjack validate --config {examples / EXAMPLES[0]}"
     )
 
 
@@ -306,6 +325,8 @@ def _run(args: argparse.Namespace, out: list[str]) -> int:
         return EXIT_OK
     if command == "lab":
         return _run_lab(args)
+    from pathlib import Path
+
     config_path = Path(args.config or "config.yaml")
     if not config_path.exists():
         raise ConfigError(str(config_path), [_missing_config(str(config_path))])
@@ -317,6 +338,8 @@ def _run(args: argparse.Namespace, out: list[str]) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         out.append(text)
         return EXIT_OK
+    import socket
+
     host = args.host or socket.gethostname()
     return _act(args, command, config_path, host)
 
@@ -330,6 +353,8 @@ def _act(args: argparse.Namespace, command: str, config_path: Path, host: str) -
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     plan = build_plan(config, routes_of=host)
+    from pathlib import Path
+
     root = Path(args.root or "/").resolve()
     if os.geteuid() != 0 and not args.dry_run:
         raise PreflightError(f"lazyjack {command} changes the host and must run as root (or try --dry-run)")
@@ -368,9 +393,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run lazyjack with `argv` (without the program name); return the exit code."""
     raw = list(sys.argv[1:] if argv is None else argv)
     # Python's default for SIGTERM ends the process on the spot, leaving kubeadm running and a node
-    # half-changed; signal handlers can only be set from the main thread.
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+    # half-changed; signal handlers can only be set from the main thread (ValueError elsewhere).
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:
+        previous = None
     try:
         return _main(raw)
     finally:
