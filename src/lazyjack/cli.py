@@ -156,7 +156,9 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--debug", action="store_true", default=default(False), help="show tracebacks of unexpected errors"
     )
     parser.add_argument(
-        "--verbose", "-V", type=int, default=default(0), metavar="N", help="more detail (lazyjack 1.x: -v N)"
+        "--verbose", "-V", type=int, default=default(0), metavar="N",
+        help="lazyjack 1.x's -v N, accepted; the node commands show every step already "
+        "(lab up and lab down: 1 shows the output of every lazyjack run in the nodes)",
     )
 
 
@@ -180,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         "validate": "check the configuration and show the address plan",
     }
     for name in COMMANDS:
-        cmd = sub.add_parser(name, help=helps[name], description=helps[name])
+        cmd = sub.add_parser(name, help=helps[name], description=helps[name],
+                             epilog=_examples_epilog() if name == "validate" else None)
         _common(cmd, suppress=True)
         if name == "validate":
             cmd.add_argument(
@@ -225,7 +228,8 @@ def _add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
                              help="1: show the output of every lazyjack run in the nodes")
         if name == "up":
             cmd.add_argument("--skip-phases", default=None, metavar="LIST",
-                             help="phases of up to skip (default: kubelet and kubeadm when not installed)")
+                             help="phases of up to skip in the nodes, comma-separated (default: kubelet,kubeadm: "
+                             "a lab's namespaces do not isolate /etc/kubernetes or the kubelet service)")
         if name == "exec":
             cmd.add_argument("--timeout", type=_exec_timeout, default=None, metavar="SECONDS",
                              help="stop the command after this long (default: no limit, it is interactive)")
@@ -307,6 +311,12 @@ def _run_lab(args: argparse.Namespace) -> int:
         print(f"{len(found) - failed} of {len(found)} checks passed" + (f", {failed} failed" if failed else ""))
         return EXIT_OK if not failed else EXIT_FAILED
     return EXIT_OK if lab.lab_down(tools, name=name, report=report, verbose=args.verbose > 0) else EXIT_FAILED
+
+
+def _examples_epilog() -> str:
+    # os.path, not pathlib: every command builds the parser, and pathlib costs start-up.
+    directory = os.path.join(os.path.dirname(__file__), "examples")
+    return f"The packaged examples are complete, valid configs: {', '.join(EXAMPLES)} in {directory}."
 
 
 def _examples_hint() -> str:
