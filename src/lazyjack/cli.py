@@ -8,7 +8,6 @@ imports this module, `version` and `--help` too, so it imports only what they ne
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import signal
 import sys
@@ -22,7 +21,7 @@ from lazyjack.errors import ConfigError, LazyjackError, Problem, UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT
@@ -69,8 +68,38 @@ def _on_sigterm(signum: int, frame: object) -> NoReturn:
     raise Terminated
 
 
+def _terminal_columns() -> int:
+    """The width help is wrapped to, found as shutil.get_terminal_size finds it: $COLUMNS, else the
+    terminal of stdout, else 80. (argparse would import shutil for it, which costs every command
+    start-up, as argparse makes a formatter for every option it adds.)"""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    stdout = sys.__stdout__
+    if columns <= 0 and stdout is not None:
+        try:
+            columns = os.get_terminal_size(stdout.fileno()).columns
+        except (ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, sized by _terminal_columns."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _terminal_columns() - 2 if width is None else width)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so main() owns the exit code."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message}\n{self.format_usage().rstrip()}")
@@ -246,7 +275,7 @@ def _exec_timeout(text: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        seconds = math.nan
+        seconds = float("nan")
     if not 0 < seconds <= MAX_EXEC_TIMEOUT:  # also false for nan
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds between 0 and {MAX_EXEC_TIMEOUT} "
                                          "(exclusive of 0)")
