@@ -11,7 +11,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from lazyjack import __version__
 from lazyjack.commands import UP_PHASES, split_phases, unknown_phases
@@ -191,7 +191,17 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(mentioned: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of the whole command line.
+
+    With `mentioned` (the words of the command line), a command that is not among them gets a
+    parser without its options: argparse can never choose it, and adding options costs every run
+    start-up. Its name and help still show in the usage and --help.
+    """
+
+    def wanted(name: str) -> bool:
+        return mentioned is None or name in mentioned
+
     parser = _Parser(
         prog="lazyjack",
         description="Prepare bare-metal hosts for a kubeadm cluster (IPv6, IPv4, dual-stack) and undo it.",
@@ -213,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         cmd = sub.add_parser(name, help=helps[name], description=helps[name],
                              epilog=_examples_epilog() if name == "validate" else None)
+        if not wanted(name):
+            continue
         _common(cmd, suppress=True)
         if name == "validate":
             cmd.add_argument(
@@ -229,13 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
             phases = "; ".join(f"{k}: {v}" for k, v in UP_PHASES.items())
             cmd.add_argument("--skip-phases", default="", metavar="LIST",
                              help=f"comma-separated phases to skip ({phases})")
-    _add_lab_parser(sub)
+    _add_lab_parser(sub, wanted)
     return parser
 
 
-def _add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_lab_parser(sub: argparse._SubParsersAction, wanted: Callable[[str], bool]) -> None:  # type: ignore[type-arg]
     about = "build a config's topology on this machine in network namespaces and run lazyjack in them"
     lab = sub.add_parser("lab", help=about, description=about + " (like kind for kubeadm)")
+    if not wanted("lab"):
+        return
     commands = lab.add_subparsers(dest="lab_command", metavar="{up|check|down|status|exec}", parser_class=_Parser)
     helps = {
         "up": "make the namespaces, switch, simulated internet and sandboxes; run init, prepare and up",
@@ -246,6 +260,8 @@ def _add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     }
     for name, text in helps.items():
         cmd = commands.add_parser(name, help=text, description=text)
+        if not wanted(name):
+            continue
         if name != "status":
             cmd.add_argument("-c", "--config", default=argparse.SUPPRESS, metavar="FILE",
                              help="the lab's configuration (lab up default: the packaged ipv6.yaml)")
@@ -299,6 +315,7 @@ def _refuse_unhonoured_lab_options(args: argparse.Namespace) -> None:
 
 def _run_lab(args: argparse.Namespace) -> int:
     import subprocess
+    from pathlib import Path
 
     from lazyjack.lab import Tools, checks
     from lazyjack.lab import commands as lab
@@ -308,8 +325,6 @@ def _run_lab(args: argparse.Namespace) -> int:
         raise UsageError("lab needs a command: up|check|down|status|exec")
     _refuse_unhonoured_lab_options(args)
     tools = Tools()
-    from pathlib import Path
-
     config = Path(args.config) if args.config else None
 
     def report(line: str) -> None:
@@ -446,9 +461,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(raw: list[str]) -> int:
     debug = "--debug" in raw
-    parser = build_parser()
+    argv = translate_go_flags(raw)
+    parser = build_parser(mentioned=set(argv))
     try:
-        args = parser.parse_args(translate_go_flags(raw))
+        args = parser.parse_args(argv)
         if args.command is None:
             raise UsageError("a command is required: " + "|".join(COMMANDS) + "\n" + parser.format_usage().rstrip())
         out: list[str] = []
