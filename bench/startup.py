@@ -49,8 +49,10 @@ from run import (
 )
 
 NODES = 16
-#: Packages whose import time is reported on its own line; everything else counts as "the rest".
-PACKAGES = ("pyroute2", "pydantic", "pydantic_core", "ruamel", "lazyjack", "cryptography")
+#: Libraries whose imports (with all they import) are reported on a line of their own, by package.
+LIBRARIES = {"pyroute2": "pyroute2", "pydantic": "pydantic", "pydantic_core": "pydantic", "ruamel": "ruamel.yaml",
+             "cryptography": "cryptography"}
+OTHERS = "lazyjack and the standard library"
 
 
 def measured(argv: Sequence[str], *, env: dict[str, str]) -> tuple[float, float, str]:
@@ -93,15 +95,25 @@ def startup(env: dict[str, str], runs: int) -> list[str]:
 
 
 def import_times(stderr: str) -> dict[str, float]:
-    """Seconds spent importing, by package, from a `-X importtime` log: each module's own time counts
-    for its own package (pydantic's for pydantic, also when lazyjack's config imports it)."""
-    totals: dict[str, float] = defaultdict(float)
+    """Seconds spent importing, from a `-X importtime` log, by the library that caused each import:
+    a module counts for the nearest of LIBRARIES among itself and the imports that led to it
+    (asyncio for pyroute2 when pyroute2 imported it), else for lazyjack and the standard library."""
+    entries: list[tuple[int, str, int]] = []  # (depth, module, own microseconds), in the log's order
     for line in stderr.splitlines():
         fields = line.removeprefix("import time:").split("|")
         if not line.startswith("import time:") or len(fields) != 3 or not fields[0].strip().isdigit():
             continue
-        top = fields[2].strip().split(".")[0]
-        totals[top if top in PACKAGES else "the rest"] += int(fields[0]) / 1e6
+        name = fields[2][1:]
+        entries.append(((len(name) - len(name.lstrip(" "))) // 2, name.strip(), int(fields[0])))
+    # The log lists an import after those it caused, one level deeper: walk it backwards.
+    totals: dict[str, float] = defaultdict(float)
+    owners: list[str | None] = []  # the library of each open ancestor, by depth
+    for depth, module, micro in reversed(entries):
+        del owners[depth:]
+        top = module.split(".")[0]
+        owner = LIBRARIES.get(top) or (owners[-1] if owners else None)
+        owners.append(owner)
+        totals[owner or OTHERS] += micro / 1e6
     return totals
 
 
