@@ -1,32 +1,47 @@
 """The command line: parse arguments, load the config, run a command, map errors to exit codes.
 
-Nothing below this module prints or exits; this is the only place that does.
+Nothing below this module prints or exits; this is the only place that does. Every command
+imports this module, `version` and `--help` too, so it imports only what they need; the rest
+(pathlib, the config, the commands, the lab) is imported by the function that uses it.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import signal
-import socket
 import sys
-import threading
-from collections.abc import Sequence
-from pathlib import Path
-from typing import NoReturn
+from collections.abc import Callable, Collection, Sequence
 
 from lazyjack import __version__
 from lazyjack.commands import UP_PHASES, split_phases, unknown_phases
 from lazyjack.errors import ConfigError, LazyjackError, Problem, UsageError
+
+# typing itself costs start-up; mypy takes any TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM
 COMMANDS = ("init", "prepare", "up", "down", "clean", "version", "validate")
 ACTING = ("init", "prepare", "up", "down", "clean")
-EXAMPLES_DIR = Path(__file__).parent / "examples"
 EXAMPLES = ("ipv6.yaml", "ipv4.yaml", "dual-stack.yaml")
+
+
+def _examples_dir() -> Path:
+    from pathlib import Path
+
+    return Path(__file__).parent / "examples"
+
+
+def __getattr__(name: str) -> Path:
+    # EXAMPLES_DIR, the directory of the packaged example configs, is made when first asked for.
+    if name == "EXAMPLES_DIR":
+        return _examples_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: lazyjack 1.x (Go `flag`) spellings -> ours. Go accepts one or two dashes and `-name=value`.
 _GO_FLAGS = {"-config": "--config", "-host": "--host", "-v": "--verbose"}
@@ -53,8 +68,38 @@ def _on_sigterm(signum: int, frame: object) -> NoReturn:
     raise Terminated
 
 
+def _terminal_columns() -> int:
+    """The width help is wrapped to, found as shutil.get_terminal_size finds it: $COLUMNS, else the
+    terminal of stdout, else 80. (argparse would import shutil for it, which costs every command
+    start-up, as argparse makes a formatter for every option it adds.)"""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    stdout = sys.__stdout__
+    if columns <= 0 and stdout is not None:
+        try:
+            columns = os.get_terminal_size(stdout.fileno()).columns
+        except (ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, sized by _terminal_columns."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _terminal_columns() - 2 if width is None else width)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so main() owns the exit code."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message}\n{self.format_usage().rstrip()}")
@@ -140,13 +185,25 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--debug", action="store_true", default=default(False), help="show tracebacks of unexpected errors"
     )
     parser.add_argument(
-        "--verbose", "-V", type=int, default=default(0), metavar="N", help="more detail (lazyjack 1.x: -v N)"
+        "--verbose", "-V", type=int, default=default(0), metavar="N",
+        help="lazyjack 1.x's -v N, accepted; the node commands show every step already "
+        "(lab up and lab down: 1 shows the output of every lazyjack run in the nodes)",
     )
     # For `lazyjack cluster`: end with one JSON line saying how many changes were made.
     parser.add_argument("--summary-json", action="store_true", default=default(False), help=argparse.SUPPRESS)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(mentioned: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of the whole command line.
+
+    With `mentioned` (the words of the command line), a command that is not among them gets a
+    parser without its options: argparse can never choose it, and adding options costs every run
+    start-up. Its name and help still show in the usage and --help.
+    """
+
+    def wanted(name: str) -> bool:
+        return mentioned is None or name in mentioned
+
     parser = _Parser(
         prog="lazyjack",
         description="Prepare bare-metal hosts for a kubeadm cluster (IPv6, IPv4, dual-stack) and undo it.",
@@ -166,7 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
         "validate": "check the configuration and show the address plan",
     }
     for name in COMMANDS:
-        cmd = sub.add_parser(name, help=helps[name], description=helps[name])
+        cmd = sub.add_parser(name, help=helps[name], description=helps[name],
+                             epilog=_examples_epilog() if name == "validate" else None)
+        if not wanted(name):
+            continue
         _common(cmd, suppress=True)
         if name == "validate":
             cmd.add_argument(
@@ -183,15 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
             phases = "; ".join(f"{k}: {v}" for k, v in UP_PHASES.items())
             cmd.add_argument("--skip-phases", default="", metavar="LIST",
                              help=f"comma-separated phases to skip ({phases})")
-    _add_lab_parser(sub)
-    _add_cluster_parser(sub)
-    _add_node_parser(sub)
+    _add_lab_parser(sub, wanted)
+    _add_cluster_parser(sub, wanted)
+    _add_node_parser(sub, wanted)
     return parser
 
 
-def _add_cluster_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_cluster_parser(sub: argparse._SubParsersAction, wanted: Callable[[str], bool]) -> None:  # type: ignore[type-arg]
     about = "run the node commands on every node of the topology, over SSH, in the right order"
     cluster = sub.add_parser("cluster", help=about, description=about + " (the node this runs on: locally)")
+    if not wanted("cluster"):
+        return
     commands = cluster.add_subparsers(dest="cluster_command", metavar="{prepare|up|down|clean|status}",
                                       parser_class=_Parser)
     helps = {
@@ -203,6 +265,8 @@ def _add_cluster_parser(sub: argparse._SubParsersAction) -> None:  # type: ignor
     }
     for name, text in helps.items():
         cmd = commands.add_parser(name, help=text, description=text)
+        if not wanted(name):
+            continue
         cmd.add_argument("-c", "--config", default="config.yaml", metavar="FILE",
                          help="the cluster's configuration (default: config.yaml)")
         cmd.add_argument("--ssh-config", default=None, metavar="FILE", help="another ssh_config file (like ssh -F)")
@@ -232,15 +296,19 @@ def _add_cluster_parser(sub: argparse._SubParsersAction) -> None:  # type: ignor
                              help=f"phases of up/down to skip on every node ({phases})")
 
 
-def _add_node_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_node_parser(sub: argparse._SubParsersAction, wanted: Callable[[str], bool]) -> None:  # type: ignore[type-arg]
     # Hidden (no help=): what `lazyjack cluster` runs on a node; answers in JSON.
     node = sub.add_parser("_node")
+    if not wanted("_node"):
+        return
     _common(node, suppress=True)
     node.add_argument("what", choices=("facts", "push-config", "read-config"))
     node.add_argument("--remote-config", required=True, metavar="PATH")
 
 
 def _run_cluster(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from lazyjack.cluster.commands import ClusterArgs, run_cluster
     from lazyjack.cluster.orchestrate import ClusterFailed, ClusterInterrupted, Outcome
     from lazyjack.cluster.report import as_json, result_table, status_table
@@ -304,6 +372,7 @@ def _run_cluster(args: argparse.Namespace) -> int:
 
 def _run_node_side(args: argparse.Namespace) -> int:
     import json
+    from pathlib import Path
 
     from lazyjack.commands import nodeside
 
@@ -326,9 +395,11 @@ def _run_node_side(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_lab_parser(sub: argparse._SubParsersAction, wanted: Callable[[str], bool]) -> None:  # type: ignore[type-arg]
     about = "build a config's topology on this machine in network namespaces and run lazyjack in them"
     lab = sub.add_parser("lab", help=about, description=about + " (like kind for kubeadm)")
+    if not wanted("lab"):
+        return
     commands = lab.add_subparsers(dest="lab_command", metavar="{up|check|down|status|exec}", parser_class=_Parser)
     helps = {
         "up": "make the namespaces, switch, simulated internet and sandboxes; run init, prepare and up",
@@ -339,6 +410,8 @@ def _add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     }
     for name, text in helps.items():
         cmd = commands.add_parser(name, help=text, description=text)
+        if not wanted(name):
+            continue
         if name != "status":
             cmd.add_argument("-c", "--config", default=argparse.SUPPRESS, metavar="FILE",
                              help="the lab's configuration (lab up default: the packaged ipv6.yaml)")
@@ -350,7 +423,8 @@ def _add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
                              help="1: show the output of every lazyjack run in the nodes")
         if name == "up":
             cmd.add_argument("--skip-phases", default=None, metavar="LIST",
-                             help="phases of up to skip (default: kubelet and kubeadm when not installed)")
+                             help="phases of up to skip in the nodes, comma-separated (default: kubelet,kubeadm: "
+                             "a lab's namespaces do not isolate /etc/kubernetes or the kubelet service)")
             cmd.add_argument("--ssh", action="store_true",
                              help="an OpenSSH server in every node; lazyjack cluster drives the nodes over SSH")
         if name == "exec":
@@ -369,7 +443,7 @@ def _exec_timeout(text: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        seconds = math.nan
+        seconds = float("nan")
     if not 0 < seconds <= MAX_EXEC_TIMEOUT:  # also false for nan
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds between 0 and {MAX_EXEC_TIMEOUT} "
                                          "(exclusive of 0)")
@@ -393,6 +467,7 @@ def _refuse_unhonoured_lab_options(args: argparse.Namespace) -> None:
 
 def _run_lab(args: argparse.Namespace) -> int:
     import subprocess
+    from pathlib import Path
 
     from lazyjack.lab import Tools, checks
     from lazyjack.lab import commands as lab
@@ -434,11 +509,18 @@ def _run_lab(args: argparse.Namespace) -> int:
     return EXIT_OK if lab.lab_down(tools, name=name, report=report, verbose=args.verbose > 0) else EXIT_FAILED
 
 
+def _examples_epilog() -> str:
+    # os.path, not pathlib: every command builds the parser, and pathlib costs start-up.
+    directory = os.path.join(os.path.dirname(__file__), "examples")
+    return f"The packaged examples are complete, valid configs: {', '.join(EXAMPLES)} in {directory}."
+
+
 def _examples_hint() -> str:
+    examples = _examples_dir()
     names = ", ".join(EXAMPLES)
     return (
-        f"the packaged examples are in {EXAMPLES_DIR} ({names}); "
-        f"try: lazyjack validate --config {EXAMPLES_DIR / EXAMPLES[0]}"
+        f"the packaged examples are in {examples} ({names}); "
+        f"try: lazyjack validate --config {examples / EXAMPLES[0]}"
     )
 
 
@@ -453,6 +535,8 @@ def _run(args: argparse.Namespace, out: list[str]) -> int:
         return _run_cluster(args)
     if command == "_node":
         return _run_node_side(args)
+    from pathlib import Path
+
     config_path = Path(args.config or "config.yaml")
     if args.config == "-":
         if not args.dry_run or command not in ACTING:
@@ -468,6 +552,8 @@ def _run(args: argparse.Namespace, out: list[str]) -> int:
             print(f"warning: {warning}", file=sys.stderr)
         out.append(text)
         return EXIT_OK
+    import socket
+
     host = args.host or socket.gethostname()
     return _act(args, command, config_path, host)
 
@@ -482,6 +568,8 @@ def _act(args: argparse.Namespace, command: str, config_path: Path, host: str) -
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     plan = build_plan(config, routes_of=host)
+    from pathlib import Path
+
     root = Path(args.root or "/").resolve()
     if os.geteuid() != 0 and not args.dry_run:
         raise PreflightError(f"lazyjack {command} changes the host and must run as root (or try --dry-run)")
@@ -530,11 +618,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run lazyjack with `argv` (without the program name); return the exit code."""
     raw = list(sys.argv[1:] if argv is None else argv)
     # Python's default for SIGTERM ends the process on the spot, leaving kubeadm running and a node
-    # half-changed; signal handlers can only be set from the main thread.
-    in_main = threading.current_thread() is threading.main_thread()
+    # half-changed; signal handlers can only be set from the main thread (ValueError elsewhere).
     # SIGHUP too: a node command run by `lazyjack cluster` over SSH has a terminal, and a lost
     # connection hangs it up; the run must roll back then, as for SIGTERM.
-    previous = {sig: signal.signal(sig, _on_sigterm) for sig in (signal.SIGTERM, signal.SIGHUP)} if in_main else {}
+    try:
+        previous = {sig: signal.signal(sig, _on_sigterm) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    except ValueError:
+        previous = {}
     try:
         return _main(raw)
     finally:
@@ -544,9 +634,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(raw: list[str]) -> int:
     debug = "--debug" in raw
-    parser = build_parser()
+    argv = translate_go_flags(raw)
+    parser = build_parser(mentioned=set(argv))
     try:
-        args = parser.parse_args(translate_go_flags(raw))
+        args = parser.parse_args(argv)
         if args.command is None:
             raise UsageError("a command is required: " + "|".join(COMMANDS) + "\n" + parser.format_usage().rstrip())
         out: list[str] = []

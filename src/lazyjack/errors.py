@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 
 class LazyjackError(Exception):
     """Base of every error lazyjack raises on purpose; the CLI maps subclasses to exit codes."""
@@ -28,13 +26,31 @@ class UsageError(LazyjackError):
     exit_code = 2
 
 
-@dataclass(frozen=True)
 class Problem:
-    """One thing wrong with the configuration: where, what value, and what would be valid."""
+    """One thing wrong with the configuration: where, what value, and what would be valid.
 
-    path: str
-    message: str
-    line: int | None = None
+    A plain class rather than a dataclass: every command, `version` too, imports this module,
+    and the dataclasses module costs milliseconds of start-up (it imports inspect).
+    """
+
+    __slots__ = ("line", "message", "path")
+
+    def __init__(self, path: str, message: str, line: int | None = None) -> None:
+        self.path = path
+        self.message = message
+        self.line = line
+
+    def _fields(self) -> tuple[str, str, int | None]:
+        return self.path, self.message, self.line
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Problem) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"Problem(path={self.path!r}, message={self.message!r}, line={self.line!r})"
 
     def __str__(self) -> str:
         where = f"{self.path}" if self.path else "(file)"

@@ -298,3 +298,19 @@ def test_a_journal_that_cannot_be_written_undoes_the_step_it_records(tmp_path: P
     assert [e.title for e in run.fake.journal().entries] == ["eth1 up", "address fd00:20::3/64 on eth1"]
     revert_entries(run.ctx, run.journal.of("prepare"), journal=run.journal)
     assert differences(before, run.fake.snapshot(journal=False)) == []
+
+
+def test_every_step_kind_is_known_to_a_fresh_process() -> None:
+    """A journal names kinds of modules the command may not have imported (the container runtimes)."""
+    import subprocess
+    import sys
+
+    script = (
+        "from lazyjack.steps.base import step_kind\n"
+        "for kind in ('address', 'file', 'kubeadm-init', 'native-server', 'container', 'container-network'):\n"
+        "    print(kind, step_kind(kind).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60).stdout
+    assert out.split() == ["address", "ManagementAddress", "file", "ManagedFile", "kubeadm-init", "KubeadmInit",
+                           "native-server", "NativeServer", "container", "SupportContainer",
+                           "container-network", "SupportNetwork"]

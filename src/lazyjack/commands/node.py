@@ -15,7 +15,6 @@ from lazyjack.config.model import Config
 from lazyjack.config.plan import NodePlan, Plan, Route, kubeadm_api_for, kubernetes_minor
 from lazyjack.errors import CommandFailed, HostError, PreflightError, describe_failure
 from lazyjack.host import Host
-from lazyjack.host.containers import socket_for
 from lazyjack.render.cni import CONFLIST_NAME, render_conflist
 from lazyjack.render.dns64 import named_conf
 from lazyjack.render.etcfiles import hosts_with_nodes, resolv_with_nameserver
@@ -23,7 +22,6 @@ from lazyjack.render.kubeadm import render_kubeadm_config
 from lazyjack.render.kubelet import DROPIN_PATH, render_kubelet_dropin
 from lazyjack.render.nat64 import tayga_conf
 from lazyjack.steps.base import Context, Step
-from lazyjack.steps.containers import container_steps
 from lazyjack.steps.engine import RunResult, apply_steps, remove_steps, revert_entries
 from lazyjack.steps.files import KubeadmConfigFile, ManagedFile, MarkedEdit
 from lazyjack.steps.journal import Journal
@@ -106,6 +104,10 @@ def dns64_nat64_steps(ctx: Context) -> list[Step]:
     runtime = ctx.config.general.dns64_nat64_runtime
     masquerade = Masquerade(egress.support.v4cidr, egress.support.cidr, ctx.host.net.default_route_dev(socket.AF_INET))
     if runtime in ("docker", "podman"):
+        # Only this node, and only with an engine, talks to the Docker Engine API (http.client, json).
+        from lazyjack.host.containers import socket_for
+        from lazyjack.steps.containers import container_steps
+
         # The engine's bridge holds the support network's gateways; the kernel picks it for the routes.
         engine_routes = [r._replace(device=None) for r in node.routes if r.phase == "prepare"]
         return [

@@ -8,13 +8,17 @@ from typing import TYPE_CHECKING, Literal
 from lazyjack.addresses import IPNet
 from lazyjack.config.egress import Dns64Server, Egress, Nat64Gateway, SupportNetwork
 from lazyjack.config.nodes import NodeSpec
-from lazyjack.config.schema import DEFAULT_MTU, General
 
 if TYPE_CHECKING:
+    # Annotations only: the steps, the plan and the lab use a Config without pydantic, which only
+    # reading a file needs (config.load, config.rules).
     from lazyjack.config.load import Source
+    from lazyjack.config.schema import General
 
 Plugin = Literal["bridge", "ptp"]
 DEFAULT_INSECURE_TOKEN = "abcdef.abcdefghijklmnop"
+#: pod_net.mtu when the file does not set it.
+DEFAULT_MTU = 1500
 
 
 @dataclass(frozen=True)

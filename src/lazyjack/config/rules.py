@@ -21,10 +21,9 @@ from lazyjack.addresses import RFC6052_LENGTHS, U_OCTET, IPAddr, IPNet, PlanErro
 from lazyjack.config import plan
 from lazyjack.config.egress import Egress, egress_of
 from lazyjack.config.load import KeyPath, Source
-from lazyjack.config.model import Config, Plugin, is_set
+from lazyjack.config.model import DEFAULT_MTU, Config, Plugin, is_set
 from lazyjack.config.nodes import ROLES, NodeSpec
 from lazyjack.config.schema import (
-    DEFAULT_MTU,
     SECTIONS,
     TOP_LEVEL_KEYS,
     Dns64,

@@ -7,7 +7,13 @@ relations between values live in `lazyjack.config.rules`.
 from __future__ import annotations
 
 import ipaddress
+import os
 from typing import Annotated, Literal
+
+# lazyjack uses no pydantic plugins. Without this, the first model pydantic builds looks for
+# plugins in the entry points of every installed package, which costs every command that reads
+# a config milliseconds of start-up. A value the user set is kept.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 from pydantic_core import PydanticCustomError
@@ -17,7 +23,6 @@ from lazyjack.addresses import IPAddr, IPNet
 DEFAULT_WORK_AREA = "/tmp/lazyjack"
 DEFAULT_CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
 DEFAULT_KUBEADM_TIMEOUT = "10m"
-DEFAULT_MTU = 1500
 DEFAULT_DNS64_IMAGE = "lazyjack/bind9:latest"
 DEFAULT_NAT64_IMAGE = "lazyjack/tayga:latest"
 

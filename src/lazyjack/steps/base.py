@@ -70,10 +70,18 @@ class Outcome:
 
 
 _KINDS: dict[str, type[Step]] = {}
+#: The modules that define steps. A command imports only those it needs; undoing a journal may
+#: need any of them (a container of the docker runtime, say), so step_kind imports them all.
+STEP_MODULES = ("network", "files", "kube", "support", "containers")
 
 
 def step_kind(kind: str) -> type[Step]:
     """The step class that reverts journal entries of `kind`."""
+    if kind not in _KINDS:
+        import importlib
+
+        for module in STEP_MODULES:
+            importlib.import_module(f"lazyjack.steps.{module}")
     try:
         return _KINDS[kind]
     except KeyError:
