@@ -185,3 +185,62 @@ def test_ipv6_only_node_reaches_ipv4_site_by_name(lab: Lab) -> None:
     cluster.ok(MASTER, "clean")
     assert other.poll() is None and _dig_soa(lab.net)
     assert server_pids(master.root) == {}
+
+
+# --- only the cluster may use DNS64 and NAT64 ------------------------------------------------------
+
+# A client on the uplink side of the DNS64/NAT64 node: the simulated internet's end of the uplink, with
+# an IPv6 address of its own (documentation prefix) and routes to the support network and the DNS64
+# prefix via the node, as any neighbour on the node's uplink could set up.
+OUTSIDE_LINK = "2001:db8:5::/64"
+OUTSIDE_CLIENT, OUTSIDE_NODE = "2001:db8:5::1", "2001:db8:5::2"
+SUPPORT_NET, DNS64_PREFIX = "fd00:10::/64", "fd00:10:64:ff9b::/96"
+
+
+def _dig_status(netns: str, name: str) -> str:
+    """dig's answer status from inside `netns` to the DNS64 server ('NOERROR', 'REFUSED', ...), or 'no answer'."""
+    out = sh("ip", "netns", "exec", netns, "dig", "+time=2", "+tries=1", "AAAA", name, f"@{DNS64_SERVER}",
+             check=False).stdout
+    for line in out.splitlines():
+        if "status:" in line:
+            return line.split("status:")[1].split(",")[0].strip()
+    return "no answer"
+
+
+def _rule(node: Node, action: str, *spec: str) -> None:
+    node.exec("ip6tables", "-w", "5", action, "FORWARD", *spec, "-m", "comment", "--comment", RULE_COMMENT,
+              "-j", "DROP")
+
+
+@pytest.mark.parametrize("lab", [False], ids=["synthesised"], indirect=True)
+def test_only_the_cluster_may_use_dns64_and_nat64(lab: Lab) -> None:
+    cluster, master, minion, net = lab.cluster, lab.master, lab.minion, lab.net
+    outside = ["ip", "netns", "exec", net.netns]
+    sh("ip", "-n", net.netns, "addr", "add", f"{OUTSIDE_CLIENT}/64", "dev", "wan0", "nodad")
+    sh("ip", "-n", master.netns, "addr", "add", f"{OUTSIDE_NODE}/64", "dev", UPLINK, "nodad")
+    for destination in (SUPPORT_NET, DNS64_PREFIX):
+        sh("ip", "-n", net.netns, "-6", "route", "add", destination, "via", OUTSIDE_NODE)
+    cluster.ok(MASTER, "prepare")
+    cluster.ok(MINION, "prepare")
+
+    # The cluster resolves and fetches through DNS64 and NAT64 ...
+    assert _dig_aaaa(minion, "www.lab.example") == [WWW_SYNTHESISED]
+    page = minion.exec("curl", "-6", "-s", "-g", "--max-time", "5", f"http://[{WWW_SYNTHESISED}]/").stdout
+    assert page == net.page
+    # ... a neighbour on the uplink side gets no answer from the resolver and nothing through the translator.
+    assert _dig_status(net.netns, "www.lab.example") == "no answer"
+    fetched = sh(*outside, "curl", "-6", "-s", "-g", "--max-time", "3", f"http://[{WWW_SYNTHESISED}]/", check=False)
+    assert fetched.returncode != 0 and fetched.stdout == ""
+    ping = sh(*outside, "ping", "-6", "-c", "1", "-W", "2", str(WWW_SYNTHESISED), check=False)
+    assert ping.returncode != 0
+    # named itself refuses it too, should its packets get through (the firewall rule taken out for a moment).
+    _rule(master, "-D", "-d", SUPPORT_NET)
+    try:
+        assert _dig_status(net.netns, "www.lab.example") == "REFUSED"
+        assert _dig_status(minion.netns, "www.lab.example") == "NOERROR"
+    finally:
+        _rule(master, "-A", "-d", SUPPORT_NET)
+
+    for name in (MINION, MASTER):
+        cluster.ok(name, "clean")
+    assert RULE_COMMENT not in _iptables_rules(master)

@@ -494,6 +494,8 @@ class RuleRunner(FakeRunner):
             code = 0 if rule in self.rules else 1
         elif action == "-I":
             self.rules.insert(0, rule)
+        elif action == "-A":
+            self.rules.append(rule)
         elif action == "-D" and rule in self.rules:
             self.rules.remove(rule)
         elif action == "-D":
@@ -503,26 +505,39 @@ class RuleRunner(FakeRunner):
         return Completed(argv, code, "", "")
 
 
+CLUSTER = [IPv6Network("fd00:20::/64"), IPv6Network("fd00:40::/72"), IPv6Network("::1/128"), IPv4Network("10.1.0.0/16")]
+
+
 def test_prefix_forward_rules_apply_twice_and_revert_twice(node: FakeNode) -> None:
     runner = RuleRunner()
     node.host.proc = runner
     ctx = node.context()
-    step = PrefixForward(IPv6Network("fd00:10:64:ff9b::/96"))
-    wanted = [["FORWARD", "-d", "fd00:10:64:ff9b::/96", "-m", "comment", "--comment", "lazyjack", "-j", "ACCEPT"],
-              ["FORWARD", "-s", "fd00:10:64:ff9b::/96", "-m", "comment", "--comment", "lazyjack", "-j", "ACCEPT"]]
-    assert len(step.plan(ctx).changes) == 2
+    step = PrefixForward(IPv6Network("fd00:10:64:ff9b::/96"), CLUSTER)
+    tag = ["-m", "comment", "--comment", "lazyjack"]
+    accept = [["FORWARD", "-s", src, "-d", dst, *tag, "-j", "ACCEPT"] for src, dst in (
+        ("fd00:20::/64", "fd00:10:64:ff9b::/96"), ("fd00:40::/72", "fd00:10:64:ff9b::/96"),
+        ("fd00:10:64:ff9b::/96", "fd00:20::/64"), ("fd00:10:64:ff9b::/96", "fd00:40::/72"))]
+    drop = ["FORWARD", "-d", "fd00:10:64:ff9b::/96", *tag, "-j", "DROP"]
+    runner.rules = [["FORWARD", "-j", "DOCKER-USER"]]  # someone else's rule, in the middle
+    assert len(step.plan(ctx).changes) == 5
     record = step.apply(ctx)
-    assert sorted(runner.rules) == sorted(wanted)
+    # The cluster's (management and pod networks; loopback and IPv4 have no place here) first, the rest dropped.
+    assert sorted(runner.rules[:4]) == sorted(accept) and runner.rules[4:] == [["FORWARD", "-j", "DOCKER-USER"], drop]
     assert step.plan(ctx).reason == "the rules are in place"
     assert step.apply(ctx) == {"rules": [], "summary": step.title}
-    assert PrefixForward.revert(ctx, record).changes == ("removed 2 rule(s)",)
+    # Whichever rule goes missing, a later run puts it back on the right side of the others.
+    for missing in (accept[2], drop):
+        runner.rules.remove(missing)
+        step.apply(ctx)
+        assert runner.rules[-1] == drop and sorted(runner.rules[:4]) == sorted(accept)
+    assert PrefixForward.revert(ctx, record).changes == ("removed 5 rule(s)",)
     assert PrefixForward.revert(ctx, record).reason == "already absent"
-    assert runner.rules == []
+    assert runner.rules == [["FORWARD", "-j", "DOCKER-USER"]]
 
 
 def test_prefix_forward_needs_ip6tables(ctx: Context) -> None:
     with pytest.raises(HostError, match="ip6tables is not installed"):
-        PrefixForward(IPv6Network("fd00:10:64:ff9b::/96")).plan(ctx)
+        PrefixForward(IPv6Network("fd00:10:64:ff9b::/96"), CLUSTER).plan(ctx)
 
 
 @pytest.mark.parametrize("runtime", ["docker", "podman"])

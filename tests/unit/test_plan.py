@@ -340,3 +340,17 @@ def test_dual_stack_management_addresses_follow_the_file_order(make_plan: MakePl
 
     assert p.nodes["my-master"].management == (ip_interface("10.192.0.2/16"), ip_interface("fd00:20::2/64"))
     assert p.api_advertise_address == ip_address("fd00:20::2")  # still the service family
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("ipv6", ["fd00:20::/64", "fd00:40::/72", "fd00:10::/64", "172.18.0.0/16", "::1/128", "127.0.0.0/8"]),
+        ("ipv4", ["10.192.0.0/16", "10.244.0.0/16", "::1/128", "127.0.0.0/8"]),
+        ("dual-stack", ["fd00:20::/64", "10.192.0.0/16", "fd00:40::/72", "10.244.0.0/16", "::1/128", "127.0.0.0/8"]),
+    ],
+)
+def test_served_networks_are_the_cluster_and_localhost(kit: ConfigKit, mode: str, expected: list[str]) -> None:
+    """Who may use DNS64/NAT64: management, pod and support networks and localhost; not the service network."""
+    config = kit.load(kit.variant(mode))
+    assert [str(n) for n in plan.served_networks(config)] == expected

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,9 @@ import pytest
 from lazyjack.render.dns64 import embed_ipv4, render_named_conf
 
 PREFIX = IPv6Network("fd00:10:64:ff9b::/96")
+CLIENTS = [IPv6Network("fd00:20::/64"), IPv6Network("fd00:40::/72"), IPv6Network("fd00:10::/64"),
+           IPv4Network("172.18.0.0/16"), IPv6Network("::1/128"), IPv4Network("127.0.0.0/8")]
+ALLOWED = "fd00:20::/64; fd00:40::/72; fd00:10::/64; 172.18.0.0/16; ::1/128; 127.0.0.0/8;"
 
 
 @pytest.mark.parametrize(
@@ -68,9 +71,10 @@ options {
     directory "/var/cache/bind";
     listen-on-v6 { any; };
     listen-on { none; };
-    allow-query { any; };
+    allow-query { ALLOWED };
     recursion yes;
-    allow-recursion { any; };
+    allow-recursion { ALLOWED };
+    allow-query-cache { ALLOWED };
     forwarders { fd00:10:64:ff9b::808:808; };
     forward only;
     dnssec-validation no;
@@ -91,9 +95,10 @@ options {
     lock-file "/run/lazyjack/named.lock";
     listen-on-v6 { fd00:10::100; ::1; };
     listen-on { none; };
-    allow-query { any; };
+    allow-query { ALLOWED };
     recursion yes;
-    allow-recursion { any; };
+    allow-recursion { ALLOWED };
+    allow-query-cache { ALLOWED };
     forwarders { fd00:10:64:ff9b::4066:6f7; };
     forward only;
     dnssec-validation no;
@@ -103,11 +108,16 @@ options {
 """
 
 
+EXPECTED_SYNTHESISE_ALL = EXPECTED_SYNTHESISE_ALL.replace("ALLOWED", ALLOWED)
+EXPECTED_ALLOW_AAAA = EXPECTED_ALLOW_AAAA.replace("ALLOWED", ALLOWED)
+
+
 def test_named_conf_synthesises_every_answer_without_allow_aaaa() -> None:
     rendered = render_named_conf(
         prefix=PREFIX,
         forwarder=IPv4Address("8.8.8.8"),
         allow_aaaa=False,
+        clients=CLIENTS,
         directory="/var/cache/bind",
     )
     assert rendered == EXPECTED_SYNTHESISE_ALL
@@ -118,6 +128,7 @@ def test_named_conf_with_allow_aaaa_pid_file_and_listen_addresses() -> None:
         prefix=PREFIX,
         forwarder=IPv4Address("64.102.6.247"),
         allow_aaaa=True,
+        clients=CLIENTS,
         directory="/var/bind",
         pid_file="/run/lazyjack/named.pid",
         listen_on_v6=[IPv6Address("fd00:10::100"), IPv6Address("::1")],
@@ -131,6 +142,7 @@ def test_named_conf_rejects_an_empty_listen_list() -> None:
             prefix=PREFIX,
             forwarder=IPv4Address("8.8.8.8"),
             allow_aaaa=False,
+            clients=CLIENTS,
             directory="/var/bind",
             listen_on_v6=[],
         )
@@ -148,9 +160,19 @@ def test_named_conf_rejects_strings_that_would_break_quoting(
             prefix=PREFIX,
             forwarder=IPv4Address("8.8.8.8"),
             allow_aaaa=False,
+            clients=CLIENTS,
             directory=directory,
             pid_file=pid_file,
         )
+
+
+def test_named_conf_serves_only_the_clients_it_is_given() -> None:
+    with pytest.raises(ValueError, match="clients is empty"):
+        render_named_conf(prefix=PREFIX, forwarder=IPv4Address("8.8.8.8"), allow_aaaa=False, clients=[],
+                          directory="/var/bind")
+    text = render_named_conf(prefix=PREFIX, forwarder=IPv4Address("8.8.8.8"), allow_aaaa=False,
+                             clients=[IPv6Network("2001:db8::/32")], directory="/var/bind")
+    assert "any" not in text.replace("exclude { any; }", "").replace("listen-on-v6 { any; }", "")
 
 
 def test_named_conf_rejects_a_prefix_bind_would_refuse() -> None:
@@ -159,6 +181,7 @@ def test_named_conf_rejects_a_prefix_bind_would_refuse() -> None:
             prefix=IPv6Network("fd00:10:64:ff9b::/80"),
             forwarder=IPv4Address("8.8.8.8"),
             allow_aaaa=False,
+            clients=CLIENTS,
             directory="/var/bind",
         )
 
@@ -189,6 +212,7 @@ def test_named_checkconf_accepts_rendered_file(tmp_path: Path, allow_aaaa: bool)
             prefix=PREFIX,
             forwarder=IPv4Address("8.8.8.8"),
             allow_aaaa=allow_aaaa,
+            clients=CLIENTS,
             directory=str(tmp_path),
             pid_file=str(tmp_path / "named.pid"),
             listen_on_v6=[IPv6Address("fd00:10::100")],

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lazyjack.addresses import IPAddr
 from lazyjack.config.model import Config
-from lazyjack.config.plan import NodePlan, Plan, Route, kubeadm_api_for, kubernetes_minor
+from lazyjack.config.plan import NodePlan, Plan, Route, kubeadm_api_for, kubernetes_minor, served_networks
 from lazyjack.errors import CommandFailed, HostError, PreflightError, describe_failure
 from lazyjack.host import Host
 from lazyjack.render.cni import CONFLIST_NAME, render_conflist
@@ -102,7 +102,9 @@ def dns64_nat64_steps(ctx: Context) -> list[Step]:
     """The DNS64/NAT64 node: the support network, both servers, routes to them, masquerade."""
     node, egress = ctx.node, ctx.egress
     runtime = ctx.config.general.dns64_nat64_runtime
-    masquerade = Masquerade(egress.support.v4cidr, egress.support.cidr, ctx.host.net.default_route_dev(socket.AF_INET))
+    served = served_networks(ctx.config)
+    masquerade = Masquerade(egress.support.v4cidr, egress.support.cidr, ctx.host.net.default_route_dev(socket.AF_INET),
+                            served)
     if runtime in ("docker", "podman"):
         # Only this node, and only with an engine, talks to the Docker Engine API (http.client, json).
         from lazyjack.host.containers import socket_for
@@ -131,12 +133,13 @@ def dns64_nat64_steps(ctx: Context) -> list[Step]:
         SupportNamespace(netns),
         SupportLink(netns),
         NativeServer(netns, "tayga", tayga_conf(egress, data_dir=state_dir(nat64_dir)), nat64_dir),
-        NativeServer(netns, "named", named_conf(egress, state_dir=state_dir(dns64_dir)), dns64_dir),
+        NativeServer(netns, "named", named_conf(egress, state_dir=state_dir(dns64_dir), clients=served), dns64_dir),
         Routes("the DNS64 prefix and NAT64 pool", routes),
         masquerade,
         # An IPv6 FORWARD policy of DROP (docker on the host sets it) would stop the cluster's
         # new connections to NAT64 addresses: the DNS64 prefix lies outside the support network.
-        PrefixForward(egress.dns64.cidr),
+        # Anyone outside the cluster is dropped.
+        PrefixForward(egress.dns64.cidr, served),
     ]
 
 

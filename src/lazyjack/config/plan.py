@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, IPv6Network, ip_network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network, ip_network
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from lazyjack.addresses import IPAddr, IPIface, IPNet, PlanError, embed_ipv4
@@ -91,6 +91,20 @@ def dns_service_ip(service_cidr: IPNet) -> IPAddr:
 def support_gateway(support_cidr: IPNet) -> IPAddr:
     """The node's own address on the support network: its first host address."""
     return support_cidr.network_address + 1
+
+
+#: The node itself, as a client of its own DNS64 server.
+LOCALHOST: tuple[IPNet, ...] = (IPv6Network("::1/128"), IPv4Network("127.0.0.0/8"))
+
+
+def served_networks(config: Config) -> tuple[IPNet, ...]:
+    """Who may use the DNS64 resolver and the NAT64 translator: the cluster's management, pod and support
+    networks, and localhost. Everything else, the node's uplink side above all, is refused by the resolver
+    and not forwarded to the translator. Every DNS64 and NAT64 server lazyjack runs serves these."""
+    nets = [*config.mgmt, *config.pod]
+    if config.support_net is not None:
+        nets += [config.support_net.cidr, config.support_net.v4cidr]
+    return (*nets, *LOCALHOST)
 
 
 def kubeadm_api_for(kubernetes_version: str) -> str | None:

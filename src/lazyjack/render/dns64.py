@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 from lazyjack.addresses import RFC6052_LENGTHS as NAT64_PREFIX_LENGTHS
-from lazyjack.addresses import embed_ipv4
+from lazyjack.addresses import IPNet, embed_ipv4
 from lazyjack.config.egress import Egress
 
 
@@ -16,6 +16,7 @@ def render_named_conf(
     forwarder: IPv4Address,
     allow_aaaa: bool,
     directory: str,
+    clients: Sequence[IPNet],
     pid_file: str | None = None,
     listen_on_v6: Sequence[IPv6Address] | None = None,
 ) -> str:
@@ -23,9 +24,13 @@ def render_named_conf(
 
     Queries go to ``forwarder`` through NAT64 (its address embedded in ``prefix``), so the
     resolver needs no IPv4 connectivity of its own. With ``allow_aaaa`` False every AAAA answer is
-    ignored and synthesised from A records, so all outside traffic goes through NAT64.
+    ignored and synthesised from A records, so all outside traffic goes through NAT64. Only
+    ``clients`` (the networks the cluster's servers serve) may query it; anyone else is refused.
     """
     forward_via = embed_ipv4(prefix, forwarder)
+    if not clients:
+        raise ValueError("clients is empty: give the networks the resolver serves")
+    allowed = " ".join(f"{net};" for net in clients)
     if listen_on_v6 is None:
         listen_v6 = "any;"
     elif listen_on_v6:
@@ -51,9 +56,11 @@ def render_named_conf(
         # Clients of a DNS64 server are IPv6-only by definition, and an IPv4 listener on
         # every interface would expose an open recursive resolver on the node's uplink.
         "    listen-on { none; };",
-        "    allow-query { any; };",
+        # Not an open resolver: only the cluster may ask, and have it recurse (and answer from its cache).
+        f"    allow-query {{ {allowed} }};",
         "    recursion yes;",
-        "    allow-recursion { any; };",
+        f"    allow-recursion {{ {allowed} }};",
+        f"    allow-query-cache {{ {allowed} }};",
         f"    forwarders {{ {forward_via}; }};",
         # Recursing from the root needs internet access the resolver may not have (in a
         # container it has only IPv6); every query must take the NAT64 path to the forwarder.
@@ -76,13 +83,15 @@ def render_named_conf(
     return "\n".join(lines) + "\n"
 
 
-def named_conf(egress: Egress, *, state_dir: str) -> str:
-    """named.conf of the cluster's DNS64 server, listening on dns64.ip, its own files in `state_dir`."""
+def named_conf(egress: Egress, *, state_dir: str, clients: Sequence[IPNet]) -> str:
+    """named.conf of the cluster's DNS64 server, listening on dns64.ip, its own files in `state_dir`, answering
+    `clients` (`served_networks` of the config) only."""
     return render_named_conf(
         prefix=egress.dns64.cidr,
         forwarder=egress.dns64.remote_server,
         allow_aaaa=egress.dns64.allow_aaaa,
         directory=state_dir,
+        clients=clients,
         # Not named's default /run/named/named.pid: that is the host's own bind9's, which ours
         # would overwrite and then delete when it stops.
         pid_file=f"{state_dir}/named.pid",

@@ -24,7 +24,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any
 
-from lazyjack.config.plan import support_gateway
+from lazyjack.config.plan import served_networks, support_gateway
 from lazyjack.errors import HostError
 from lazyjack.host.containers import Engine, EngineError, EngineUnreachable, PodmanService
 from lazyjack.render.dns64 import named_conf
@@ -479,7 +479,7 @@ def dns64_container(ctx: Context) -> ContainerPlan:
         image=dns64.image,
         command=["named", "-g", "-c", f"{CONF_DIR}/named.conf"],
         conf_name="named.conf",
-        conf_text=named_conf(egress, state_dir=STATE_DIR),
+        conf_text=named_conf(egress, state_dir=STATE_DIR, clients=served_networks(ctx.config)),
         ipv6=dns64.ip,
         ipv4=None,
         sysctls=dict(IPV6_SYSCTLS),
@@ -502,5 +502,5 @@ def container_steps(ctx: Context, runtime: str, socket_path: str) -> list[Step]:
         SupportNetwork(engine, egress.support.cidr, egress.support.v4cidr),
         SupportContainer(engine, nat64_container(ctx), f"{work}/nat64"),
         SupportContainer(engine, dns64_container(ctx), f"{work}/dns64"),
-        PrefixForward(egress.dns64.cidr),
+        PrefixForward(egress.dns64.cidr, served_networks(ctx.config)),
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv6Interface, IPv6Network, ip_interface
 from pathlib import Path
@@ -265,8 +266,9 @@ class NativeServer(Step):
 class FirewallRules(Items):
     """iptables/ip6tables rules tagged `lazyjack`, each [program, -t, table, CHAIN, match...].
 
-    FORWARD rules go to the top of the chain: a DROP policy or an engine's chains (docker's)
-    must not come first.
+    FORWARD rules that accept go to the top of the chain (a DROP policy or an engine's chains,
+    docker's, must not come first); FORWARD rules that drop go to its end, after every accepting
+    rule of ours, so that the order holds whichever of them a later run adds.
     """
 
     record_key, noun = "rules", "rule"
@@ -281,7 +283,8 @@ class FirewallRules(Items):
 
     @staticmethod
     def _insert(rule: list[str]) -> list[str]:
-        return FirewallRules._with(rule, "-I" if "FORWARD" in rule else "-A")
+        first = rule[3] == "FORWARD" and rule[-2:] != ["-j", "DROP"]
+        return FirewallRules._with(rule, "-I" if first else "-A")
 
     def _present(self, ctx: Context, rule: list[str]) -> bool:
         return ctx.host.proc.run(self._with(rule, "-C"), timeout=30, check=False).returncode == 0
@@ -314,14 +317,21 @@ class FirewallRules(Items):
         return Outcome.change(f"remove {len(record['rules'])} firewall rule(s)")
 
 
+def _cluster_v6(clients: Sequence[IPNet]) -> list[IPNet]:
+    """The IPv6 networks of `clients` that can reach the node through its FORWARD chain (not loopback)."""
+    return [net for net in clients if net.version == 6 and not net.is_loopback]
+
+
 @dataclass
 class Masquerade(FirewallRules):
-    """The support network's IPv4 traffic masqueraded out of the uplink, and both families forwarded."""
+    """The support network's IPv4 traffic masqueraded out of the uplink; the support network reachable
+    from the cluster only (`clients`), replies to the NAT64 pool only for connections it opened."""
 
     kind = "masquerade"
     v4cidr: IPNet
     v6cidr: IPNet
     out: str | None
+    clients: Sequence[IPNet]  # served_networks(): the networks that may use the support network
 
     @property
     def title(self) -> str:
@@ -332,12 +342,18 @@ class Masquerade(FirewallRules):
         nat = ["iptables", "-t", "nat", "POSTROUTING", "-s", str(self.v4cidr), "!", "-d", str(self.v4cidr)]
         if self.out:
             nat += ["-o", self.out]
+        v4 = ["iptables", "-t", "filter", "FORWARD"]
+        v6 = ["ip6tables", "-t", "filter", "FORWARD"]
         return [
             [*nat, *comment, "-j", "MASQUERADE"],
-            ["iptables", "-t", "filter", "FORWARD", "-s", str(self.v4cidr), *comment, "-j", "ACCEPT"],
-            ["iptables", "-t", "filter", "FORWARD", "-d", str(self.v4cidr), *comment, "-j", "ACCEPT"],
-            ["ip6tables", "-t", "filter", "FORWARD", "-s", str(self.v6cidr), *comment, "-j", "ACCEPT"],
-            ["ip6tables", "-t", "filter", "FORWARD", "-d", str(self.v6cidr), *comment, "-j", "ACCEPT"],
+            [*v4, "-s", str(self.v4cidr), *comment, "-j", "ACCEPT"],
+            [*v4, "-d", str(self.v4cidr), "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", *comment,
+             "-j", "ACCEPT"],
+            [*v4, "-d", str(self.v4cidr), *comment, "-j", "DROP"],
+            [*v6, "-s", str(self.v6cidr), *comment, "-j", "ACCEPT"],
+            *([*v6, "-s", str(net), "-d", str(self.v6cidr), *comment, "-j", "ACCEPT"]
+              for net in _cluster_v6(self.clients)),
+            [*v6, "-d", str(self.v6cidr), *comment, "-j", "DROP"],
         ]
 
 
@@ -346,16 +362,19 @@ class Masquerade(FirewallRules):
 
 @dataclass
 class PrefixForward(FirewallRules):
-    """ip6tables rules that let traffic to and from the DNS64 prefix through the FORWARD chain.
+    """ip6tables rules that let the cluster's traffic to and from the DNS64 prefix through the FORWARD chain,
+    and no one else's.
 
     An engine with IPv6 firewalling (docker with ip6tables, the default since docker 27) sets
     the IPv6 FORWARD policy to DROP and admits only replies into its bridges, so the cluster
     nodes' new connections to NAT64 addresses would be dropped. Masquerade opens the support
-    network itself; the DNS64 prefix lies outside it.
+    network itself; the DNS64 prefix lies outside it. A host outside `clients` (on the node's
+    uplink side, say) must not use the translator: its traffic to the prefix is dropped.
     """
 
     kind = "forward-prefix"
     prefix: IPv6Network
+    clients: Sequence[IPNet]  # served_networks(): the networks that may use the translator
 
     @property
     def title(self) -> str:
@@ -363,7 +382,11 @@ class PrefixForward(FirewallRules):
 
     def rules(self) -> list[list[str]]:
         comment = ["-m", "comment", "--comment", RULE_COMMENT]
+        v6 = ["ip6tables", "-t", "filter", "FORWARD"]
+        prefix = str(self.prefix)
+        cluster = [str(net) for net in _cluster_v6(self.clients)]
         return [
-            ["ip6tables", "-t", "filter", "FORWARD", direction, str(self.prefix), *comment, "-j", "ACCEPT"]
-            for direction in ("-d", "-s")
+            *([*v6, "-s", net, "-d", prefix, *comment, "-j", "ACCEPT"] for net in cluster),
+            *([*v6, "-s", prefix, "-d", net, *comment, "-j", "ACCEPT"] for net in cluster),
+            [*v6, "-d", prefix, *comment, "-j", "DROP"],
         ]
