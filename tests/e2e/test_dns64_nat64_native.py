@@ -8,9 +8,6 @@ and a web server. a-minion, IPv6 only, resolves, fetches and pings through it.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
@@ -20,7 +17,7 @@ import pytest
 from internet import UPLINK, ZONE, Internet, internet
 
 from lazyjack.steps.support import RULE_COMMENT, SUPPORT_LINK, support_netns
-from netns.cluster import EXAMPLES, Cluster, Node, make_cluster, sh
+from netns.cluster import EXAMPLES, SERVERS, Cluster, Node, kill_servers, make_cluster, server_pids, sh
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("e2e_programs")]
 
@@ -32,8 +29,6 @@ DNS64_SERVER = IPv6Address("fd00:10::100")
 WWW_SYNTHESISED = IPv6Address("fd00:10:64:ff9b::cb00:7150")  # 203.0.113.80
 DUAL_SYNTHESISED = IPv6Address("fd00:10:64:ff9b::cb00:7151")  # 203.0.113.81
 DUAL_REAL = IPv6Address("2001:db8:80::80")
-SERVERS = ("named", "tayga")
-STOP_TIMEOUT = 5.0
 
 
 @dataclass
@@ -59,37 +54,6 @@ def _config_text(*, allow_aaaa: bool) -> str:
     return text.replace("allow_aaaa_use: false", f"allow_aaaa_use: {str(allow_aaaa).lower()}")
 
 
-def _cmdline(pid: int) -> list[str]:
-    """The process's arguments; none for a process gone or a zombie."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def server_pids(root: Path) -> dict[str, list[int]]:
-    """named and tayga processes whose command line mentions the sandbox `root`, by program."""
-    found: dict[str, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        argv = _cmdline(int(entry.name))
-        if argv and Path(argv[0]).name in SERVERS and any(Path(arg).is_relative_to(root) for arg in argv):
-            found.setdefault(Path(argv[0]).name, []).append(int(entry.name))
-    return found
-
-
-def _kill_servers(root: Path) -> None:
-    pids = [pid for group in server_pids(root).values() for pid in group]
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while any(_cmdline(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 def _namespaces() -> set[str]:
     return {line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines() if line.strip()}
 
@@ -105,7 +69,7 @@ def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab]:
             # Whatever a failed run left: the servers (never reaped by a clean that did not run) and
             # the support namespace, which outlives the node's namespace.
             cleanup.callback(sh, "ip", "netns", "del", support_netns(node.root), check=False)
-            cleanup.callback(_kill_servers, node.root)
+            cleanup.callback(kill_servers, node.root)
         net = cleanup.enter_context(
             internet(tmp_path / "internet", netns=f"{tag}-inet", node_netns=cluster.nodes[MASTER].netns,
                      dns=REMOTE_DNS)

@@ -6,11 +6,14 @@ recording kubeadm/systemctl stand-ins of tests/standins first on PATH.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +24,27 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "lazyjack" / "examples"
 HOSTS = "127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 RESOLV = "search example.test\nnameserver 198.51.100.53\n"
 SYSCTLS = ("net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding")
+#: The DNS64/NAT64 servers of the native runtime, and how long they get to go once killed.
+SERVERS = ("named", "tayga")
+STOP_TIMEOUT = 5.0
 
 
 def sh(*argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), capture_output=True, text=True, check=check, timeout=timeout)
+
+
+# Runs inside a node's namespace: each job through cli.main, its output captured.
+_MANY = """
+import contextlib, io, json, sys
+from lazyjack.cli import main
+results = []
+for argv in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    results.append([code, out.getvalue(), err.getvalue()])
+print(json.dumps(results))
+"""
 
 
 @dataclass
@@ -38,11 +58,7 @@ class Node:
         self, *args: str, config: Path, env: dict[str, str] | None = None, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         """`lazyjack --config C --host NAME --root R ARGS` inside this node's namespace."""
-        environ = dict(os.environ)
-        environ["PATH"] = f"{STANDINS}:{Path(sys.executable).parent}:{environ.get('PATH', '')}"
-        environ["STANDIN_ROOT"] = str(self.root)
-        environ["STANDIN_LOG"] = str(self.log)
-        environ.pop("SUDO_USER", None)
+        environ = self._env()
         environ.update(env or {})
         # nsenter switches only the network namespace (ip netns exec would also make a private
         # mount namespace, in which namespaces lazyjack creates would not be visible outside).
@@ -61,6 +77,23 @@ class Node:
             *args,
         ]
         return subprocess.run(argv, capture_output=True, text=True, env=environ, timeout=timeout)
+
+    def run_many(self, commands: list[list[str]], *, config: Path, timeout: float = 300) -> list[tuple[int, str, str]]:
+        """Several lazyjack command lines in one interpreter inside the namespace (faster than one process
+        each): (exit code, stdout, stderr) of each, run with `--config C --host NAME --root R` as `run` does."""
+        jobs = [["--config", str(config), "--host", self.name, "--root", str(self.root), *c] for c in commands]
+        argv = ["nsenter", f"--net=/run/netns/{self.netns}", sys.executable, "-c", _MANY, json.dumps(jobs)]
+        result = subprocess.run(argv, capture_output=True, text=True, env=self._env(), timeout=timeout, check=False)
+        assert result.returncode == 0, result.stderr
+        return [tuple(r) for r in json.loads(result.stdout)]  # type: ignore[misc]
+
+    def _env(self) -> dict[str, str]:
+        environ = dict(os.environ)
+        environ["PATH"] = f"{STANDINS}:{Path(sys.executable).parent}:{environ.get('PATH', '')}"
+        environ["STANDIN_ROOT"] = str(self.root)
+        environ["STANDIN_LOG"] = str(self.log)
+        environ.pop("SUDO_USER", None)
+        return environ
 
     def exec(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return sh("ip", "netns", "exec", self.netns, *argv, check=check)
@@ -172,3 +205,37 @@ def make_cluster(tmp_path: Path, config_text: str, node_names: list[str], *, mtu
         cluster.destroy()
         raise
     return cluster
+
+
+# --- the DNS64/NAT64 servers of a node's sandbox ----------------------------------------------
+
+def _cmdline(pid: int) -> list[str]:
+    """The process's arguments; none for a process gone or a zombie."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def server_pids(root: Path) -> dict[str, list[int]]:
+    """named and tayga processes whose command line mentions the sandbox `root`, by program."""
+    found: dict[str, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        argv = _cmdline(int(entry.name))
+        if argv and Path(argv[0]).name in SERVERS and any(Path(arg).is_relative_to(root) for arg in argv):
+            found.setdefault(Path(argv[0]).name, []).append(int(entry.name))
+    return found
+
+
+def kill_servers(root: Path) -> None:
+    """SIGKILL to every server of `root` (what a failed run may leave), then wait for them to go."""
+    pids = [pid for group in server_pids(root).values() for pid in group]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while any(_cmdline(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)

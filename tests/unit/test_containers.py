@@ -576,5 +576,30 @@ def test_a_podman_that_cannot_start_counts_as_no_engine(node: FakeNode, tmp_path
     ctx = node.context()
     step = SupportNetwork(EngineRef("podman", str(tmp_path / "p" / "podman.sock")), V6, V4)
     assert step.remove(ctx).reason.startswith("no podman engine on this node (cannot start podman: podman system")
-    with pytest.raises(EngineUnreachable, match="cannot start podman"):
+    with pytest.raises(EngineUnreachable, match="podman is not installed"):
         step.plan(ctx)
+
+
+def test_planning_with_podman_not_answering_starts_nothing(node: FakeNode, tmp_path: Path) -> None:
+    """A plan (and so --dry-run) only reads: podman's API service is started by apply, never by a plan."""
+    daemons = FakeDaemons()
+    node.host.daemons = daemons
+    node.host.proc = FakeRunner(installed=["podman"])
+    ctx = node.context()
+    sock = tmp_path / "podman-run" / "podman.sock"
+    ref = EngineRef("podman", str(sock))
+    network = SupportNetwork(ref, V6, V4)
+    server = SupportContainer(ref, nat64_container(ctx), "/tmp/lazyjack/nat64")
+    assert network.plan(ctx).changes == ("start podman's API service (podman system service)",
+                                         "create support_net with fd00:10::/64 and 172.18.0.0/16")
+    assert server.plan(ctx).changes == ("start podman's API service (podman system service)",
+                                        "start tayga from lazyjack/tayga:latest at fd00:10::200, 172.18.0.200")
+    for step in (network, server):
+        outcome = step.plan_remove(ctx)
+        assert outcome.changes == ("start podman's API service (podman system service) to look for "
+                                   f"{'support_net' if step is network else 'tayga'} and remove it",)
+    assert daemons.started == []
+    assert not sock.parent.exists()
+    node.host.proc = FakeRunner(installed=[])
+    with pytest.raises(HostError, match="podman is not installed"):
+        network.plan(node.context())

@@ -164,6 +164,20 @@ def test_dry_run_of_every_command_changes_nothing(fake: FakeNode) -> None:
     dry(fake, "clean")
 
 
+def test_dry_run_of_down_keeps_what_an_interrupted_down_left_in_the_journal(fake: FakeNode) -> None:
+    """down journals the CNI bridge's deletion and forgets it at once; an interrupted down leaves it behind.
+    A dry run must leave it too: the journal is part of the node."""
+    from lazyjack.steps.journal import Entry
+
+    run(fake, "prepare")
+    journal = fake.journal()
+    journal.entries.append(Entry("down", "delete-link:link br0", "delete-link", "link br0", {"name": "br0",
+                                                                                          "summary": "link br0"}))
+    journal.save()
+    dry(fake, "down")
+    assert [e.command for e in fake.journal().entries].count("down") == 1
+
+
 # --- failures --------------------------------------------------------------------------------------
 
 

@@ -107,7 +107,27 @@ def test_a_restart_by_systemd_is_followed(tmp_path: Path, systemd: FakeSystemd) 
     while now is None and time.monotonic() < deadline:  # until the new process has exec'd
         now = daemons.running(pid_file, program="named")
     assert now is not None and now != first
-    assert pid_file.read_text().strip() == str(now)
+    # Asking is reading: the pid file keeps what start wrote (a --dry-run must change nothing).
+    assert pid_file.read_text().strip() == str(first)
+    assert daemons.stop(pid_file, program="named") is True
+    assert unit not in systemd.units and not pid_file.exists()
+
+
+def test_running_changes_nothing(tmp_path: Path, systemd: FakeSystemd) -> None:
+    """running() only reads, also when the pid file is missing or stale (plans and --dry-run call it)."""
+    daemons = SystemdDaemons(systemd)
+    pid_file = tmp_path / "named.pid"
+    pid = daemons.start(_server(tmp_path), pid_file=pid_file, log_file=tmp_path / "named.log")
+    pid_file.unlink()
+    before = sorted(tmp_path.iterdir())
+    assert daemons.running(pid_file, program="named") == pid
+    assert sorted(tmp_path.iterdir()) == before and not pid_file.exists()
+    pid_file.write_text("1\n")  # stale: another process
+    stat = pid_file.stat()
+    assert daemons.running(pid_file, program="named") == pid
+    assert pid_file.read_text() == "1\n" and pid_file.stat().st_mtime_ns == stat.st_mtime_ns
+    assert daemons.running(tmp_path / "gone" / "named.pid", program="named") is None
+    assert not (tmp_path / "gone").exists()
 
 
 def test_units_of_two_sandboxes_do_not_collide(tmp_path: Path) -> None:

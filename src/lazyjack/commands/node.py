@@ -386,8 +386,9 @@ def _down(ctx: Context, journal: Journal, opts: NodeRun) -> RunResult:
         ctx.report("  (no journal: a node brought up by lazyjack 1.x; undoing from the configuration)")
         result = remove_steps(ctx, up_steps(ctx), dry_run=opts.dry_run)
     extra = apply_steps(ctx, down_extra_steps(ctx), command="down", journal=journal, dry_run=opts.dry_run)
-    # The CNI bridge is not ours to restore: forget it from the journal right away.
-    for entry in journal.of("down"):
+    # The CNI bridge is not ours to restore: forget it from the journal right away (not in a dry run,
+    # which changes nothing, the journal included).
+    for entry in [] if opts.dry_run else journal.of("down"):
         journal.drop(entry)
     result.changed += extra.changed
     result.unchanged += extra.unchanged

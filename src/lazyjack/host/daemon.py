@@ -36,6 +36,14 @@ def _cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def _ours(pid: int, *, pid_file: Path, program: str) -> bool:
+    """Whether `pid` runs `program` with a file beside `pid_file` (its configuration) on its command line."""
+    argv = _cmdline(pid)
+    if not alive(pid) or not any(Path(arg).name == program for arg in argv):
+        return False
+    return any(Path(arg).parent == pid_file.parent for arg in argv if arg.startswith("/"))
+
+
 class Daemons:
     """Starts programs detached (own session, output to a log file) and stops them by pid file.
 
@@ -66,16 +74,12 @@ class Daemons:
         return child.pid
 
     def running(self, pid_file: Path, *, program: str) -> int | None:
+        """The pid of our `program` that `pid_file` names, if it runs; only reads (plans and --dry-run ask)."""
         try:
             pid = int(pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        argv = _cmdline(pid)
-        if not alive(pid) or not any(Path(arg).name == program for arg in argv):
-            return None
-        if not any(Path(arg).parent == pid_file.parent for arg in argv if arg.startswith("/")):
-            return None
-        return pid
+        return pid if _ours(pid, pid_file=pid_file, program=program) else None
 
     def stop(self, pid_file: Path, *, program: str, timeout: float = 10.0) -> bool:
         pid = self.running(pid_file, program=program)
@@ -112,8 +116,9 @@ def unit_name(pid_file: Path) -> str:
 
 class SystemdDaemons(Daemons):
     """On a host where systemd runs: each server is a transient unit (`systemd-run`), restarted on
-    failure and stopped with `systemctl stop`; its main pid is still kept in the pid file, so the
-    checks of `Daemons` (program, files beside the pid file) apply unchanged."""
+    failure and stopped with `systemctl stop`. start keeps its main pid in the pid file; `running`
+    asks systemd for the main pid it has now (a restart changes it) and checks it as `Daemons` does
+    (program, files beside the pid file)."""
 
     def __init__(self, runner: RunnerAPI) -> None:
         self.runner = runner
@@ -153,10 +158,11 @@ class SystemdDaemons(Daemons):
             return 0
 
     def running(self, pid_file: Path, *, program: str) -> int | None:
-        # systemd may have restarted it since: ask for the main pid it has now.
+        # systemd may have restarted it since: the main pid it has now, not the one start wrote. Only
+        # asked, never written back: plans and --dry-run call this.
         pid = self._main_pid(unit_name(pid_file))
-        if pid and pid_file.parent.is_dir():
-            write_pid(pid_file, pid)
+        if pid and _ours(pid, pid_file=pid_file, program=program):
+            return pid
         return super().running(pid_file, program=program)
 
     def stop(self, pid_file: Path, *, program: str, timeout: float = 10.0) -> bool:

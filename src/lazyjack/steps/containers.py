@@ -62,9 +62,11 @@ class EngineRef:
     runtime: str  # "docker" or "podman"
     socket: str
 
-    def connect(self, ctx: Context) -> Engine:
+    def connect(self, ctx: Context, *, start: bool = True) -> Engine:
+        """A client of the engine; with `start`, podman's API service is started when nothing answers
+        (apply and undo), without it never (a plan only reads: see `planned`)."""
         if self.runtime == "podman":
-            starter = PodmanService(daemons=ctx.host.daemons, state_dir=Path(self.socket).parent)
+            starter = PodmanService(daemons=ctx.host.daemons, state_dir=Path(self.socket).parent) if start else None
             return Engine(self.socket, name="podman", starter=starter)
         return Engine(
             self.socket,
@@ -87,6 +89,27 @@ def _digest(data: Any) -> str:
 
 def _ours(labels: dict[str, str] | None) -> bool:
     return bool(labels) and LABEL in (labels or {})
+
+
+START_PODMAN = "start podman's API service (podman system service)"
+
+
+def planned(ctx: Context, engine: EngineRef, plan: Callable[[Engine], Outcome], *,
+            unstarted: Callable[[], Outcome]) -> Outcome:
+    """`plan` against the engine, which it must not start: a plan (and --dry-run) changes nothing.
+
+    When podman's API service does not answer (apply would start it), the outcome is `unstarted()`,
+    what apply would do with the service started, or an EngineUnreachable when podman is not installed.
+    """
+    try:
+        return plan(engine.connect(ctx, start=False))
+    except EngineUnreachable as exc:
+        if engine.runtime != "podman" or not exc.absent:
+            raise
+        if ctx.host.proc.which("podman") is None:
+            raise EngineUnreachable("podman", engine.socket, "podman is not installed (apt-get install podman), "
+                                    "and nothing answers there", absent=True) from None
+        return unstarted()
 
 
 def _unless_absent(engine: EngineRef, action: Callable[[], Outcome]) -> Outcome:
@@ -146,10 +169,16 @@ class SupportNetwork(Step):
         return network_spec(name=self.name, v6=self.v6, v4=self.v4, runtime=self.engine.runtime)
 
     def plan(self, ctx: Context) -> Outcome:
-        current = self.engine.connect(ctx).network(self.name)
+        subnets = f"{self.v6} and {self.v4}"
+        create = f"create {self.name} with {subnets}"
+        return planned(ctx, self.engine, lambda engine: self._plan(engine, create),
+                       unstarted=lambda: Outcome.change(START_PODMAN, create))
+
+    def _plan(self, engine: Engine, create: str) -> Outcome:
+        current = engine.network(self.name)
         subnets = f"{self.v6} and {self.v4}"
         if current is None:
-            return Outcome.change(f"create {self.name} with {subnets}")
+            return Outcome.change(create)
         labels = current.get("Labels") or {}
         if not _ours(labels):
             raise HostError(
@@ -198,12 +227,14 @@ class SupportNetwork(Step):
         return _unless_absent(self.engine, lambda: self.revert(ctx, {**self.engine.record(), "network": self.name}))
 
     def plan_remove(self, ctx: Context) -> Outcome:
-        def plan() -> Outcome:
-            if self.engine.connect(ctx).network(self.name) is None:
+        def plan(engine: Engine) -> Outcome:
+            if engine.network(self.name) is None:
                 return Outcome.noop(f"{self.name} does not exist")
             return Outcome.change(f"remove {self.name}")
 
-        return _unless_absent(self.engine, plan)
+        return _unless_absent(self.engine, lambda: planned(
+            ctx, self.engine, plan, unstarted=lambda: Outcome.change(f"{START_PODMAN} to look for {self.name} and "
+                                                                     "remove it")))
 
 
 # --- the containers ------------------------------------------------------------------------
@@ -313,10 +344,13 @@ class SupportContainer(Step):
         return current, None if image is None else str(image.get("Id", ""))
 
     def plan(self, ctx: Context) -> Outcome:
-        engine = self.engine.connect(ctx)
-        current, image_id = self._state(ctx, engine)
         where = ", ".join(str(a) for a in (self.server.ipv6, self.server.ipv4) if a is not None)
         start = f"start {self.server.name} from {self.server.image} at {where}"
+        return planned(ctx, self.engine, lambda engine: self._plan(ctx, engine, where, start),
+                       unstarted=lambda: Outcome.change(START_PODMAN, start))
+
+    def _plan(self, ctx: Context, engine: Engine, where: str, start: str) -> Outcome:
+        current, image_id = self._state(ctx, engine)
         pull = [] if image_id is not None else [f"pull {self.server.image} (not on this node)"]
         if current is None:
             return Outcome.change(*pull, start)
@@ -434,12 +468,14 @@ class SupportContainer(Step):
         return _unless_absent(self.engine, remove)
 
     def plan_remove(self, ctx: Context) -> Outcome:
-        def plan() -> Outcome:
-            if self.engine.connect(ctx).container(self.server.name) is None:
+        def plan(engine: Engine) -> Outcome:
+            if engine.container(self.server.name) is None:
                 return Outcome.noop(f"{self.server.name} does not exist")
             return Outcome.change(f"stop and remove {self.server.name}")
 
-        return _unless_absent(self.engine, plan)
+        return _unless_absent(self.engine, lambda: planned(
+            ctx, self.engine, plan, unstarted=lambda: Outcome.change(f"{START_PODMAN} to look for "
+                                                                     f"{self.server.name} and remove it")))
 
 
 # --- what the DNS64/NAT64 node runs --------------------------------------------------------
