@@ -48,7 +48,7 @@ def read_conflist(root: Path) -> dict[str, Any]:
     path = root / CONFLIST.lstrip("/")
     data: dict[str, Any] = read_json(
         path, missing=f"{path} does not exist: `lazyjack up` writes it (did lab up finish?)", what="the CNI config")
-    if not data.get("plugins"):
+    if not isinstance(data, dict) or not isinstance(data.get("plugins"), list) or not data["plugins"]:
         raise LabError(f"{path} lists no plugins")
     return data
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from lazyjack.host.netns import NETNS_DIR, netns_exists
 from lazyjack.host.process import RunnerAPI
-from lazyjack.lab import Report
+from lazyjack.lab import LabError, Report, read_json
 from lazyjack.lab.state import LabState, NodeState
 from lazyjack.lab.topology import nsenter
 from lazyjack.steps.support import support_netns
@@ -129,7 +129,16 @@ def back_as_before(proc: RunnerAPI, state: LabState, report: Report) -> bool:
     for node in state.nodes.values():
         if not node.snapshot.exists() or not netns_exists(node.netns):
             continue
-        diff = differences(json.loads(node.snapshot.read_text()), take_node(proc, node))
+        try:
+            kept = read_json(node.snapshot, missing=f"{node.snapshot} is gone", what="the snapshot")
+            if not isinstance(kept, dict):
+                raise LabError(f"the snapshot {node.snapshot} is damaged: it is not a mapping")
+        except LabError as exc:
+            # Nothing to compare with: say so, and let lab down go on removing the lab.
+            ok = False
+            report(f" ✗ {node.name}: {exc}")
+            continue
+        diff = differences(kept, take_node(proc, node))
         if diff:
             ok = False
             report(f" ✗ {node.name} is not back to its state before prepare:")

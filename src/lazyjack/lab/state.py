@@ -9,7 +9,9 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, ConfigDict
 
 from lazyjack.config.nodes import Roles
 from lazyjack.host.files import replace_file
@@ -23,11 +25,12 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ipv6.yaml"
 STATE_FILE = "lab.json"
 LOCK_FILE = ".lock"
 LOCK_WAIT = 600.0
-FORMAT = 1
+FORMAT: Literal[1] = 1
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,19}")
 
 # Phases of a lab, as `lab status` shows them.
 CREATING, UP, FAILED, INTERRUPTED, DELETING = "creating", "up", "failed", "interrupted", "deleting"
+PHASES = (CREATING, UP, FAILED, INTERRUPTED, DELETING)
 
 
 def lab_name_for(config: Path) -> str:
@@ -76,9 +79,42 @@ def load_lab(name: str, *, base: Path = STATE_BASE) -> LabState:
     return LabState.load(directory)
 
 
+#: What every lab state has had since format 1 (later fields have defaults, so older files still load).
+REQUIRED_KEYS = ("name", "directory", "source_config", "mode", "phase", "namespaces", "daemons", "nodes", "format")
+#: The keys of the simulated internet's record (`InternetPlan.to_state`).
+INTERNET_KEYS = frozenset({"netns", "dns", "www", "node", "node_netns", "uplink"})
+#: How the state file is checked as it is read: no unknown keys, no conversions ("2" is not 2).
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+def _one_of(*allowed: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def _internet(value: dict[str, str]) -> dict[str, str]:
+    if value and set(value) != INTERNET_KEYS:
+        raise ValueError(f"must have the keys {', '.join(sorted(INTERNET_KEYS))} (or none)")
+    return value
+
+
+def _cni_result(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    # What the lab reads of a CNI ADD result (cni.pod_addresses): ips, each with an address.
+    ips = (value or {}).get("ips", [])
+    if not isinstance(ips, list) or not all(isinstance(ip, dict) and isinstance(ip.get("address"), str) for ip in ips):
+        raise ValueError("ips must be a list of entries with an address")
+    return value
+
+
 @dataclass
 class NodeState(Roles):
     """One node of the lab: its namespace, sandbox, config copy, and what ran on it."""
+
+    __pydantic_config__ = _STRICT
 
     name: str
     netns: str
@@ -87,7 +123,7 @@ class NodeState(Roles):
     directory: str  # holds root/, config.yaml, logs/, cni/ and snapshot.json
     ran: list[str] = field(default_factory=list)  # lazyjack commands started on it, in order
     pod_netns: str | None = None
-    pod_result: dict[str, Any] | None = None
+    pod_result: Annotated[dict[str, Any] | None, AfterValidator(_cni_result)] = None
 
     @property
     def root(self) -> Path:
@@ -116,6 +152,8 @@ class NodeState(Roles):
 class Daemon:
     """A process the lab started itself (the internet's servers), found again by its pid file."""
 
+    __pydantic_config__ = _STRICT
+
     name: str
     program: str
     pid_file: str
@@ -125,22 +163,24 @@ class Daemon:
 class LabState:
     """The state file's content. `save()` after every change: an interrupted `lab up` leaves a true record."""
 
+    __pydantic_config__ = _STRICT
+
     name: str
     directory: str
     source_config: str
-    mode: str
+    mode: Annotated[str, AfterValidator(_one_of("ipv6", "ipv4", "dual-stack"))]
     created: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
-    phase: str = CREATING
+    phase: Annotated[str, AfterValidator(_one_of(*PHASES))] = CREATING
     detail: str = ""
     #: every namespace the lab made or is about to make, in creation order
     namespaces: list[str] = field(default_factory=list)
     daemons: list[Daemon] = field(default_factory=list)
     nodes: dict[str, NodeState] = field(default_factory=dict)
     skip_phases: list[str] = field(default_factory=list)
-    internet: dict[str, str] = field(default_factory=dict)
+    internet: Annotated[dict[str, str], AfterValidator(_internet)] = field(default_factory=dict)
     #: Made with `lab up --ssh`: an sshd in every node, and lazyjack run over SSH.
     ssh: bool = False
-    format: int = FORMAT
+    format: Literal[1] = FORMAT
 
     @property
     def path(self) -> Path:
@@ -175,14 +215,21 @@ class LabState:
 
     @classmethod
     def load(cls, directory: Path) -> LabState:
+        """The lab's state; a LabError naming the file and what is wrong when it is missing or damaged,
+        before anything acts on it."""
+        from pydantic import TypeAdapter, ValidationError
+
         path = directory / STATE_FILE
-        raw: dict[str, Any] = read_json(
-            path, missing=f"no lab state in {directory} ({STATE_FILE} is missing)", what="the lab state")
-        if raw.get("format") != FORMAT:
-            raise LabError(f"{path} has format {raw.get('format')!r}; this lazyjack reads format {FORMAT}")
-        raw["daemons"] = [Daemon(**d) for d in raw.get("daemons", [])]
-        raw["nodes"] = {name: NodeState(**n) for name, n in raw.get("nodes", {}).items()}
-        return cls(**raw)
+        raw = read_json(path, missing=f"no lab state in {directory} ({STATE_FILE} is missing)", what="the lab state")
+        try:
+            state = TypeAdapter(cls).validate_json(path.read_bytes())
+            problems = [f"{key}: Field required" for key in REQUIRED_KEYS if key not in raw]
+        except ValidationError as exc:
+            problems = [f"{'.'.join(map(str, e['loc'])) or '(the whole file)'}: {e['msg']}" for e in exc.errors()[:3]]
+        if problems:  # every version of save() wrote these: one missing is damage
+            raise LabError(f"the lab state {path} is damaged: {'; '.join(problems)}; remove what the lab made "
+                           f"by hand (`ip netns list`, {directory}) or restore the file")
+        return state
 
 
 @contextlib.contextmanager

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from lazyjack.steps.records import StepRecord
+
 if TYPE_CHECKING:
     from lazyjack.config.egress import Egress
     from lazyjack.config.model import Config
@@ -75,6 +77,11 @@ _KINDS: dict[str, type[Step]] = {}
 STEP_MODULES = ("network", "files", "kube", "support", "containers")
 
 
+def known_kind(kind: str) -> type[Step] | None:
+    """The step class of journal entries of `kind`, or None for a kind this lazyjack does not know."""
+    return _KINDS.get(kind)
+
+
 def step_kind(kind: str) -> type[Step]:
     """The step class that reverts journal entries of `kind`."""
     if kind not in _KINDS:
@@ -104,6 +111,8 @@ class Step(ABC):
     """
 
     kind: ClassVar[str] = ""
+    #: The shape of this kind's record, checked when the journal is read (`lazyjack.steps.records`).
+    record_model: ClassVar[type[StepRecord]] = StepRecord
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

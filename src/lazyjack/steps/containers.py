@@ -30,6 +30,7 @@ from lazyjack.host.containers import Engine, EngineError, EngineUnreachable, Pod
 from lazyjack.render.dns64 import named_conf
 from lazyjack.render.nat64 import TUN, tayga_conf
 from lazyjack.steps.base import Context, Outcome, Record, Step
+from lazyjack.steps.records import ContainerNetworkRecord, ContainerRecord
 from lazyjack.steps.shapes import make_parents, remove_created_dirs
 from lazyjack.steps.support import PrefixForward
 
@@ -156,6 +157,7 @@ class SupportNetwork(Step):
     """The container network `support_net` with the support network's IPv6 and IPv4 subnets."""
 
     kind = "container-network"
+    record_model = ContainerNetworkRecord
     engine: EngineRef
     v6: IPv6Network
     v4: IPv4Network
@@ -315,6 +317,7 @@ class SupportContainer(Step):
     """A DNS64 or NAT64 server container on support_net, running with the wanted configuration."""
 
     kind = "container"
+    record_model = ContainerRecord
     engine: EngineRef
     server: ContainerPlan
     directory: str  # host path (before --root) of the work directory holding its conf file

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from lazyjack.render.etcfiles import clean_markers, has_markers
 from lazyjack.steps.base import Context, Outcome, Record, Step
+from lazyjack.steps.records import FileRecord, MarkedEditRecord
 from lazyjack.steps.shapes import make_parents, remove_created_dirs
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class ManagedFile(Step):
     """A file whose whole content lazyjack decides (drop-in, CNI config, CA copies)."""
 
     kind = "file"
+    record_model = FileRecord
     path: str
     content: bytes
     mode: int = 0o644
@@ -169,6 +171,7 @@ class MarkedEdit(Step):
     """lazyjack's tagged lines in /etc/hosts or /etc/resolv.conf (1.x markers), with a .bak copy."""
 
     kind = "marked-edit"
+    record_model = MarkedEditRecord
     path: str
     transform: Callable[[str], str]
     label: str

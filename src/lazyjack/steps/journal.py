@@ -6,15 +6,56 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lazyjack.errors import HostError
+from lazyjack.steps.base import known_kind
 
 if TYPE_CHECKING:
     from lazyjack.host.files import Files
 
 JOURNAL_PATH = "/var/lib/lazyjack/journal.json"
 FORMAT = 1
+
+
+class EntryFile(BaseModel):
+    """An entry as the file holds it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    command: Literal["prepare", "up", "down"]
+    key: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    title: str
+    record: dict[str, Any]
+    time: float = 0.0
+
+
+class JournalFile(BaseModel):
+    """The journal file: its format, the node it belongs to, the entries in the order they were applied."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    format: Literal[1]
+    host: str
+    entries: list[EntryFile]
+
+
+class _Damaged(Exception):
+    def __init__(self, error: ValidationError, prefix: str) -> None:
+        self.error, self.prefix = error, prefix
+
+
+def _problems(error: ValidationError, prefix: str = "") -> str:
+    """`entries.2.record.address: value is not a valid address` for the first few problems of `error`."""
+    found = []
+    for problem in error.errors()[:3]:
+        where = ".".join([prefix, *map(str, problem["loc"])] if prefix else map(str, problem["loc"]))
+        found.append(f"{where or '(the whole file)'}: {problem['msg']}")
+    more = len(error.errors()) - len(found)
+    return "; ".join(found) + (f" (and {more} more)" if more > 0 else "")
 
 
 @dataclass
@@ -39,20 +80,30 @@ class Journal:
 
     @classmethod
     def load(cls, files: Files, *, host: str) -> Journal:
+        """The journal on this node (empty when there is none); a HostError naming the file and what is wrong
+        when it is damaged, before anything reads a record of it."""
         journal = cls(files, host=host)
         raw = files.read_bytes(JOURNAL_PATH)
         if raw is None:
             return journal
+        where = f"the journal {files.resolve(JOURNAL_PATH)}"
+        hint = "move it away to clean from the configuration instead"
         try:
-            data = json.loads(raw)
-            if not isinstance(data, dict) or data.get("format") != FORMAT:
-                raise ValueError("not a lazyjack journal of format 1")
-            journal.entries = [Entry(**e) for e in data["entries"]]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise HostError(
-                f"the journal {files.resolve(JOURNAL_PATH)} cannot be read ({exc}); move it away to clean "
-                "from the configuration instead"
-            ) from None
+            data = JournalFile.model_validate_json(raw)
+            for index, entry in enumerate(data.entries):
+                known = known_kind(entry.kind)
+                if known is not None:
+                    try:
+                        known.record_model.model_validate(entry.record)
+                    except ValidationError as exc:
+                        raise _Damaged(exc, f"entries.{index}.record") from None
+        except ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                raise HostError(f"{where} cannot be read (it is not JSON); {hint}") from None
+            raise HostError(f"{where} is damaged: {_problems(exc)}; {hint}") from None
+        except _Damaged as exc:
+            raise HostError(f"{where} is damaged: {_problems(exc.error, exc.prefix)}; {hint}") from None
+        journal.entries = [Entry(e.command, e.key, e.kind, e.title, e.record, e.time) for e in data.entries]
         return journal
 
     def save(self) -> None:

@@ -11,6 +11,7 @@ from typing import ClassVar
 from lazyjack.errors import HostError
 from lazyjack.steps.base import Context, Outcome, Record, Step
 from lazyjack.steps.files import b64, put_back, unb64
+from lazyjack.steps.records import KubeconfigRecord
 from lazyjack.steps.shapes import Action, make_parents, remove_created_dirs
 
 PKI_DIR = "/etc/kubernetes/pki"
@@ -134,6 +135,7 @@ class UserKubeconfig(Step):
     """After init under sudo: admin.conf copied to the invoking user's ~/.kube/config, owned by them."""
 
     kind = "kubeconfig"
+    record_model = KubeconfigRecord
     user: str
 
     @property

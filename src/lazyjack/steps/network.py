@@ -11,6 +11,7 @@ from lazyjack.addresses import IPIface, IPNet
 from lazyjack.config.plan import Route
 from lazyjack.errors import HostError
 from lazyjack.steps.base import Context, Outcome, Record, Step
+from lazyjack.steps.records import AddressRecord, InterfaceRecord, MtuRecord, NameRecord, RoutesRecord, SysctlRecord
 from lazyjack.steps.shapes import Action, Created, Item, Items, Setting
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ class ManagementAddress(Created):
     """An address on the management interface."""
 
     kind = "address"
+    record_model = AddressRecord
     interface: str
     address: IPIface
     there = "{address} already on {interface}"
@@ -58,6 +60,7 @@ class LinkUp(Created):
     """The management interface is up."""
 
     kind = "link-up"
+    record_model = InterfaceRecord
     interface: str
     there = "{interface} is already up"
     make = "set {interface} up"
@@ -93,6 +96,7 @@ class LinkMtu(Setting):
     """The MTU of the management interface (pod_net.mtu)."""
 
     kind = "mtu"
+    record_model = MtuRecord
     target_key, value_key, unknown = "interface", "mtu", "MTU"
     restore = "restore MTU {original} on {interface}"
     interface: str
@@ -124,6 +128,7 @@ class Sysctl(Setting):
     """A kernel setting under /proc/sys (forwarding)."""
 
     kind = "sysctl"
+    record_model = SysctlRecord
     target_key, value_key = "name", "value"
     restore = "restore {name} = {original}"
     name: str
@@ -151,6 +156,7 @@ class Routes(Items):
     """A set of static routes, installed and removed through one netlink socket."""
 
     kind = "routes"
+    record_model = RoutesRecord
     record_key, noun = "routes", "route"
     label: str
     routes: Sequence[Route]
@@ -214,6 +220,7 @@ class DeleteLink(Action):
     """A link that must go (the CNI bridge `br0` at down); not journaled, nothing to restore."""
 
     kind = "delete-link"
+    record_model = NameRecord
     nothing_to_undo = "{name} is re-created by the CNI plugin when pods start"
     name: str
 

@@ -20,6 +20,7 @@ from lazyjack.config.plan import support_gateway
 from lazyjack.errors import CommandFailed, HostError
 from lazyjack.render.nat64 import TUN
 from lazyjack.steps.base import Context, Outcome, Record, Step
+from lazyjack.steps.records import LinkRecord, NameRecord, NativeServerRecord, RulesRecord
 from lazyjack.steps.shapes import Created, Item, Items, make_parents, remove_created_dirs
 
 SUPPORT_LINK = "ljsup0"
@@ -54,6 +55,7 @@ class SupportNamespace(Created):
     """The network namespace the DNS64 and NAT64 servers live in."""
 
     kind = "support-netns"
+    record_model = NameRecord
     name: str
     there = "{name} exists"
     make = "create network namespace {name}"
@@ -86,6 +88,7 @@ class SupportLink(Created):
     """The support network: gateways on the node's `ljsup0`, server addresses on `eth0` in the namespace."""
 
     kind = "support-link"
+    record_model = LinkRecord
     netns: str
     unmake = "delete {link}"
     absent = "{link} does not exist"
@@ -162,6 +165,7 @@ class NativeServer(Step):
     """A server process in the support namespace, kept while it runs with the current configuration."""
 
     kind = "native-server"
+    record_model = NativeServerRecord
     netns: str
     program: str  # "named" or "tayga"
     conf: str
@@ -272,6 +276,7 @@ class FirewallRules(Items):
     """
 
     record_key, noun = "rules", "rule"
+    record_model = RulesRecord
 
     def rules(self) -> list[list[str]]:
         raise NotImplementedError
