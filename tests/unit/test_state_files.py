@@ -171,3 +171,18 @@ def test_a_lab_state_that_is_not_json_is_named(tmp_path: Path) -> None:
 def test_a_sound_lab_state_loads(tmp_path: Path) -> None:
     state = LabState.load(_lab(tmp_path / "labs"))
     assert state.nodes["n1"].netns == "lj-n1" and state.skip_phases == ["kubelet"]
+
+
+def test_records_of_every_step_module_are_checked_in_a_fresh_process(tmp_path: Path) -> None:
+    """The journal may name kinds of step modules a command did not import (a container of the docker runtime)."""
+    import subprocess
+    import sys
+
+    journal = tmp_path / JOURNAL_PATH.lstrip("/")
+    journal.parent.mkdir(parents=True)
+    journal.write_text(json.dumps(_journal({"command": "prepare", "key": "container:c", "kind": "container",
+                                            "title": "c", "record": {"runtime": "docker", "socket": "/s"}})))
+    script = ("import pathlib, sys\nfrom lazyjack.host.files import Files\nfrom lazyjack.steps.journal import Journal\n"
+              "Journal.load(Files(pathlib.Path(sys.argv[1])), host='master')\n")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "entries.0.record.name: Field required" in done.stderr, done.stderr

@@ -79,22 +79,22 @@ STEP_MODULES = ("network", "files", "kube", "support", "containers")
 
 def known_kind(kind: str) -> type[Step] | None:
     """The step class of journal entries of `kind`, or None for a kind this lazyjack does not know."""
-    return _KINDS.get(kind)
-
-
-def step_kind(kind: str) -> type[Step]:
-    """The step class that reverts journal entries of `kind`."""
     if kind not in _KINDS:
         import importlib
 
         for module in STEP_MODULES:
             importlib.import_module(f"lazyjack.steps.{module}")
-    try:
-        return _KINDS[kind]
-    except KeyError:
+    return _KINDS.get(kind)
+
+
+def step_kind(kind: str) -> type[Step]:
+    """The step class that reverts journal entries of `kind`."""
+    found = known_kind(kind)
+    if found is None:
         from lazyjack.errors import HostError
 
-        raise HostError(f"the journal names a step kind {kind!r} this lazyjack does not know") from None
+        raise HostError(f"the journal names a step kind {kind!r} this lazyjack does not know")
+    return found
 
 
 class Step(ABC):
