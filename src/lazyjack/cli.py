@@ -236,6 +236,10 @@ def build_parser(mentioned: Collection[str] | None = None) -> argparse.ArgumentP
                 default="text",
                 help="text summary or the address plan as JSON",
             )
+        if name == "init":
+            cmd.add_argument("--force", action="store_true",
+                             help="replace a CA that cannot be read or whose key does not match it "
+                             "(the old files are kept as <name>.<time>.bak)")
         if name in ("prepare", "up", "down", "clean"):
             cmd.add_argument("--no-rollback", "--keep-going", dest="no_rollback", action="store_true",
                              help="on a failure, keep this run's changes instead of rolling them back")
@@ -584,8 +588,8 @@ def _act(args: argparse.Namespace, command: str, config_path: Path, host: str) -
         if command == "init":
             from lazyjack.commands.init import run_init
 
-            changed = run_init(machine.files, config, plan, host, config_path=config_path, dry_run=args.dry_run,
-                               report=report)
+            changed = run_init(machine, config, plan, host, config_path=config_path, dry_run=args.dry_run,
+                               force=args.force, report=report)
             _summary(args, changes=int(changed))
             return EXIT_OK
         from lazyjack.commands.node import NodeRun, run_node_command

@@ -171,17 +171,28 @@ class FlakySysctl(FakeSysctl):
 
 
 def fail_writes(files: Files, path: str, *, times: int = 1, code: int = errno.EACCES) -> None:
-    """Make the next `times` atomic writes of `path` fail with FileOperationFailed (this Files only)."""
-    real = files.write_atomic
+    """Make the next `times` writes of `path` (atomic, or of a secret) fail with FileOperationFailed (this Files only)."""
+    real, real_secret = files.write_atomic, files.write_secret
     left = [times]
 
-    def write_atomic(target: Any, data: bytes, *, mode: int | None = None) -> None:
-        if str(target) == path and left[0] > 0:
+    def failing() -> bool:
+        if left[0] > 0:
             left[0] -= 1
+            return True
+        return False
+
+    def write_atomic(target: Any, data: bytes, *, mode: int | None = None) -> None:
+        if str(target) == path and failing():
             raise FileOperationFailed("write", path, code, root=str(files.root))
         real(target, data, mode=mode)
 
+    def write_secret(target: Any, data: bytes) -> None:
+        if str(target) == path and failing():
+            raise FileOperationFailed("write", path, code, root=str(files.root))
+        real_secret(target, data)
+
     files.write_atomic = write_atomic  # type: ignore[method-assign]
+    files.write_secret = write_secret  # type: ignore[method-assign]
 
 
 Snapshot = dict[str, Any]

@@ -61,7 +61,9 @@ def inject_exception(fake: FakeNode, steps: list[Step], index: int, exc: BaseExc
         raise_on(fake.net, "add_route", exc, after=sum(len(s.routes) for s in earlier if isinstance(s, Routes))
                  + len(step.routes) - 1)
     elif isinstance(step, ManagedFile | MarkedEdit):
-        raise_on(fake.host.files, "write_atomic", exc, when=lambda path, *a, **k: str(path) == step.path)
+        secret = isinstance(step, ManagedFile) and step.secret
+        raise_on(fake.host.files, "write_secret" if secret else "write_atomic", exc,
+                 when=lambda path, *a, **k: str(path) == step.path)
     elif isinstance(step, UserKubeconfig):
         raise_on(fake.host.files, "write_atomic", exc,
                  when=lambda path, *a, **k: str(path) == kubeconfig_path(step.user))

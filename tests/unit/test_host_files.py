@@ -185,7 +185,8 @@ def test_makedirs_sets_the_exact_mode(files: Files, root: Path) -> None:
         files.makedirs("/var/lib/lazyjack", 0o700)
     finally:
         os.umask(old_umask)
-    assert mode_of(root / "var") == 0o700
+    # Only the directory asked for is restricted; the parents made on the way get the usual 0755.
+    assert mode_of(root / "var") == mode_of(root / "var" / "lib") == 0o755
     assert mode_of(root / "var" / "lib" / "lazyjack") == 0o700
 
 
@@ -259,3 +260,13 @@ def test_backup_once_keeps_the_original(files: Files, root: Path) -> None:
     assert files.backup("/etc/missing") is False
     assert files.backup("/etc/hosts", suffix=".lazyjack") is True
     assert (root / "etc" / "hosts.lazyjack").read_bytes() == b"edited\n"
+
+
+def test_write_secret_is_0600_whatever_the_file_had_and_keeps_the_owner(files: Files, root: Path) -> None:
+    files.write_atomic("/etc/kubernetes/admin.conf", b"old\n", mode=0o644)
+    os.chown(root / "etc/kubernetes/admin.conf", 1234, 2345)
+    files.write_secret("/etc/kubernetes/admin.conf", b"token\n")
+    info = (root / "etc/kubernetes/admin.conf").stat()
+    assert (mode_of(root / "etc/kubernetes/admin.conf"), info.st_uid, info.st_gid) == (0o600, 1234, 2345)
+    files.write_secret("/etc/kubernetes/new.key", b"key\n")
+    assert mode_of(root / "etc/kubernetes/new.key") == 0o600

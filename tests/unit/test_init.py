@@ -58,7 +58,7 @@ def _example(name: str = "ipv6.yaml") -> str:
 
 def _sandbox(tmp_path: Path, text: str) -> Sandbox:
     root = tmp_path / "master"
-    root.mkdir()
+    (root / "var/lib").mkdir(parents=True)  # as on every host
     config = tmp_path / "cluster.yaml"
     config.write_text(text)
     return Sandbox(root, config)
@@ -86,7 +86,10 @@ def _snapshot(*paths: Path) -> dict[str, tuple[int, int, int, int, bytes | None]
     def add(path: Path) -> None:
         st = path.lstat()
         data = path.read_bytes() if stat.S_ISREG(st.st_mode) else None
-        seen[str(path)] = (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns, data)
+        # A directory's mtime changes with its entries, which are compared themselves (the node lock
+        # comes and goes in /var/lib).
+        mtime = 0 if stat.S_ISDIR(st.st_mode) else st.st_mtime_ns
+        seen[str(path)] = (st.st_mode, st.st_uid, st.st_gid, mtime, data)
 
     for top in paths:
         add(top)
@@ -184,12 +187,25 @@ def test_config_keeps_owner_and_mode_and_leaves_no_temp_file(
     os.chmod(box.config, 0o640)
     inode = box.config.stat().st_ino
 
-    assert _init(box, capsys)[0] == 0
+    code, out, _ = _init(box, capsys)
 
+    assert code == 0
     st = box.config.stat()
-    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (OTHER_UID, OTHER_GID, 0o640)
+    # The owner stays; the mode is 0600 now that the file holds the bootstrap token, and init says so.
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (OTHER_UID, OTHER_GID, 0o600)
+    assert f"{box.config} holds the bootstrap token now: mode 0600 (was 0640)" in out
     assert st.st_ino != inode  # replaced by rename, not rewritten in place
     assert sorted(p.name for p in box.config.parent.iterdir()) == ["cluster.yaml", "master"]
+
+
+def test_the_config_holding_the_token_is_0600(box: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    box.config.chmod(0o644)
+    code, out, _ = _init(box, capsys)
+    assert code == 0 and _mode(box.config) == 0o600
+    assert "mode 0600 (was 0644)" in out
+    box.config.chmod(0o640)  # someone opened it up again: a run that changes nothing closes it
+    code, out, _ = _init(box, capsys)
+    assert code == 0 and _mode(box.config) == 0o600 and "mode 0600 (was 0640)" in out
 
 
 def test_config_reached_through_a_symlink_stays_a_symlink(box: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
@@ -256,22 +272,65 @@ def test_insecure_mode_says_init_is_not_needed_and_changes_nothing(
     assert _snapshot(box.root, box.config) == before
 
 
-def test_a_ca_that_does_not_match_its_key_is_replaced_and_the_hash_follows(
-    box: Sandbox, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        pytest.param(lambda certs: (certs / "ca.key").write_bytes(make_ca("someone-else")[0]),
+                     "ca.key does not belong to ca.crt", id="key-of-another-ca"),
+        pytest.param(lambda certs: (certs / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\ntruncated\n"),
+                     "ca.crt cannot be read", id="certificate-damaged"),
+        pytest.param(lambda certs: (certs / "ca.key").write_text("not a key\n"), "ca.key cannot be read",
+                     id="key-damaged"),
+        pytest.param(lambda certs: (certs / "ca.crt").unlink(), "ca.crt is missing", id="certificate-missing"),
+    ],
+)
+def test_a_ca_that_cannot_be_used_is_kept_unless_forced_then_backed_up(
+    box: Sandbox, capsys: pytest.CaptureFixture[str], damage: Any, why: str
 ) -> None:
     assert _init(box, capsys)[0] == 0
     token = box.general()["token"]
-    other_key, _ = make_ca("someone-else")
-    (box.certs / "ca.key").write_bytes(other_key)
+    damage(box.certs)
+    before = _snapshot(box.root, box.config)
 
-    code, out, _ = _init(box, capsys)
+    code, out, err = _init(box, capsys)
 
-    assert code == 0
+    _assert_untouched_error(code, err, 1)
+    assert why in err and "lazyjack init --force" in err and str(box.certs) in err, err
+    assert _snapshot(box.root, box.config) == before
+
+    kept = {p.name: p.read_bytes() for p in box.certs.iterdir()}
+    code, out, err = _init(box, capsys, "--force")
+
+    assert code == 0, err
     assert "CA: new key and certificate" in out
+    backups = {p.name.rsplit(".", 2)[0]: p for p in box.certs.iterdir() if p.name.endswith(".bak")}
+    assert sorted(backups) == sorted(kept)
+    for name, path in backups.items():
+        assert re.fullmatch(rf"{re.escape(name)}\.\d{{8}}T\d{{6}}\.bak", path.name)
+        assert path.read_bytes() == kept[name]
+        assert f"CA: kept {name} as {path} (--force)" in out
+    assert all(_mode(p) == 0o600 for p in backups.values() if p.name.startswith("ca.key"))
     cert_pem = (box.certs / "ca.crt").read_bytes()
     assert box.general()["token"] == token
     assert box.general()["token-cert-hash"] == _openssl_hash(cert_pem)
     assert _mode(box.certs / "ca.key") == 0o600
+
+
+def test_init_takes_the_node_lock(box: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    from lazyjack.commands.node import node_lock
+    from lazyjack.host import Host
+
+    host = Host.real(box.root)
+    try:
+        with node_lock(host):
+            before = _snapshot(box.root / "tmp", box.config) if (box.root / "tmp").exists() else {}
+            code, _, err = _init(box, capsys)
+            assert code == 1 and f"another lazyjack (pid {os.getpid()}) is acting on this node" in err
+            assert not (box.root / AREA).exists() and before == {}
+    finally:
+        host.close()
+    assert _init(box, capsys)[0] == 0
+    assert not (box.root / "var/lib/lazyjack").exists()  # the lock is gone with its directory
 
 
 # --- config shapes: placeholders, an existing token, no general section ------------------------

@@ -91,7 +91,9 @@ def prepare_steps(ctx: Context) -> list[Step]:
         kubeadm = render_kubeadm_config(
             config, plan, node_name=node.name, api=ctx.kubeadm_api, minor=ctx.kubernetes_minor
         ).encode()
-        steps.append(KubeadmConfigFile(kubeadm_conf_path(ctx), kubeadm, mode=0o600, label="kubeadm config"))
+        # It holds the bootstrap token.
+        steps.append(KubeadmConfigFile(kubeadm_conf_path(ctx), kubeadm, mode=0o600, label="kubeadm config",
+                                       secret=True))
         support = [r for r in node.routes if r.phase == "prepare" and r.device is not None]
         if support:
             steps.append(Routes("the DNS64 prefix and support network", support))
@@ -168,7 +170,8 @@ def up_steps(ctx: Context) -> list[Step]:
         for name, mode in (("ca.crt", 0o644), ("ca.key", 0o600)):
             data = ctx.host.files.read_bytes(f"{certs}/{name}")
             if data is not None:
-                steps.append(ManagedFile(f"{PKI_DIR}/{name}", data, mode=mode, label=f"CA file {name}"))
+                steps.append(ManagedFile(f"{PKI_DIR}/{name}", data, mode=mode, label=f"CA file {name}",
+                                         secret=name == "ca.key"))
     if "kubeadm" not in skip:
         steps.append(KubeadmInit() if node.is_master else KubeadmJoin())
         if node.is_master and ctx.invoking_user:
@@ -230,12 +233,39 @@ def preflight(ctx: Context, command: str, steps: list[Step]) -> Preflight:
                                      f"or skip the phase with --skip-phases {program}")
         if not ctx.host.files.exists(kubeadm_conf_path(ctx)) and "kubeadm" not in ctx.skip_phases:
             result.errors.append(f"{ctx.real_path(kubeadm_conf_path(ctx))} does not exist; run `lazyjack prepare` first")
+        if node.is_master and not ctx.config.general.insecure and "kubeadm" not in ctx.skip_phases:
+            result.errors += _ca_problems(ctx)
     for step in steps:
         try:
             step.plan(ctx)
         except Exception as exc:
             result.errors.append(f"{step.title}: {describe_failure(exc)}")
     return result
+
+
+def _ca_problems(ctx: Context) -> list[str]:
+    """A secure cluster's master brings kubeadm the CA `init` made: the one whose hash the minions join with.
+
+    Without it kubeadm makes a CA of its own, and the minions fail to join much later (hash mismatch).
+    """
+    from lazyjack.commands.init import ca_cert_hash, ca_problem
+
+    files, certs = ctx.host.files, f"{ctx.work_area.rstrip('/')}/certs"
+    key, cert = files.read_bytes(f"{certs}/ca.key"), files.read_bytes(f"{certs}/ca.crt")
+    where = ctx.real_path(certs)
+    if key is None and cert is None:
+        return [f"{where}/ca.crt and ca.key are missing: in secure mode kubeadm must use the CA whose hash the "
+                "minions join with; run `lazyjack init` on the master (with the config the minions have)"]
+    problem = ca_problem(key, cert)
+    if problem is not None:
+        return [f"the CA in {where} cannot be used: {problem}; put the files `lazyjack init` made back, or run "
+                "`lazyjack init --force` and hand the updated config to the minions"]
+    assert cert is not None
+    digest, wanted = ca_cert_hash(cert), (ctx.config.ca_cert_hash or "").removeprefix("sha256:").lower()
+    if digest != wanted:
+        return [f"{where}/ca.crt does not match general.token-cert-hash (its hash is {digest}): the minions would "
+                "not trust this master; run `lazyjack init` on the master and hand its config to the minions"]
+    return []
 
 
 def _swap_on(ctx: Context) -> bool:
@@ -334,7 +364,7 @@ def run_node_command(host: Host, config: Config, plan: Plan, node_name: str, opt
     report(f"lazyjack {opts.command} on {node.name} ({roles}){' (dry run: nothing changes)' if opts.dry_run else ''}")
     if opts.command == "prepare" and node.is_cluster_node:
         ctx.kubeadm_api, ctx.kubernetes_minor = choose_kubeadm_api(host, config, report)
-    with _maybe_lock(host, opts.dry_run):
+    with maybe_lock(host, opts.dry_run):
         journal = Journal.load(host.files, host=node.name)
         if opts.command in ("prepare", "up"):
             steps = prepare_steps(ctx) if opts.command == "prepare" else up_steps(ctx)
@@ -364,7 +394,8 @@ def _state(command: str) -> str:
 
 
 @contextmanager
-def _maybe_lock(host: Host, dry_run: bool) -> Iterator[None]:
+def maybe_lock(host: Host, dry_run: bool) -> Iterator[None]:
+    """The node lock while a command acts; none for a dry run, which changes nothing (not even a lock file)."""
     if dry_run:
         yield
         return

@@ -11,11 +11,33 @@ from pathlib import Path
 from lazyjack.errors import FileOperationFailed
 from lazyjack.host.files import replace_file
 
+#: The mode of a configuration that holds the bootstrap token (as kubeadm keeps its own token files).
+SECRET_MODE = 0o600
 
-def update_config_file(path: Path, general: dict[str, str]) -> None:
-    """Set keys of the general section, keeping comments, key order, indentation, owner and mode; atomic.
 
-    A symbolic link is followed: its target is replaced and the link stays.
+def config_mode(path: Path) -> int:
+    """The permission bits of the configuration file (a symbolic link followed)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError as e:
+        raise FileOperationFailed("read", str(path), e.errno or errno.EIO) from e
+
+
+def restrict_config_mode(path: Path, mode: int) -> int:
+    """Give the configuration file `mode` (a symbolic link followed); returns the mode it had."""
+    was = config_mode(path)
+    try:
+        os.chmod(path, mode)
+    except OSError as e:
+        raise FileOperationFailed("chmod", str(path), e.errno or errno.EIO) from e
+    return was
+
+
+def update_config_file(path: Path, general: dict[str, str], *, mode: int | None = None) -> int:
+    """Set keys of the general section, keeping comments, key order, indentation and owner; atomic.
+
+    The file keeps its mode, or gets `mode` (init: 0600, the file then holds a secret). Returns
+    the mode it had. A symbolic link is followed: its target is replaced and the link stays.
     """
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
@@ -46,6 +68,8 @@ def update_config_file(path: Path, general: dict[str, str]) -> None:
     # Only root can give the file to its owner; anyone else writes it as their own, as before.
     owner = (st.st_uid, st.st_gid) if os.geteuid() == 0 else None
     try:
-        replace_file(path, out.getvalue().encode("utf-8"), mode=stat.S_IMODE(st.st_mode), owner=owner)
+        replace_file(path, out.getvalue().encode("utf-8"), mode=stat.S_IMODE(st.st_mode) if mode is None else mode,
+                     owner=owner)
     except OSError as e:
         raise FileOperationFailed("write", str(path), e.errno or errno.EIO) from e
+    return stat.S_IMODE(st.st_mode)

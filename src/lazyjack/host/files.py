@@ -23,6 +23,8 @@ HostPath = str | PurePath
 T = TypeVar("T")
 
 DEFAULT_FILE_MODE = 0o644
+#: Keys, tokens, and whatever holds one.
+SECRET_FILE_MODE = 0o600
 DEFAULT_DIR_MODE = 0o755
 # As the kernel's limit on symbolic links followed during one lookup.
 MAX_SYMLINKS = 40
@@ -162,7 +164,11 @@ class Files:
     # Changing ----------------------------------------------------------------------------
 
     def makedirs(self, path: HostPath, mode: int = DEFAULT_DIR_MODE) -> None:
-        """Create the directory and missing parents with exactly `mode` (umask not applied)."""
+        """Create the directory with exactly `mode` (umask not applied), missing parents with the usual 0755.
+
+        Only the directory asked for is restricted: a missing /var/lib made on the way to a
+        0700 /var/lib/lazyjack must not lock everyone else out of /var/lib.
+        """
         real = self.resolve(path)
         missing: list[Path] = []
         probe = real
@@ -171,9 +177,10 @@ class Files:
             probe = probe.parent
         try:
             for directory in reversed(missing):
-                directory.mkdir(mode)
+                wanted = mode if directory == real else DEFAULT_DIR_MODE
+                directory.mkdir(wanted)
                 # mkdir applies the umask; the caller asked for this mode.
-                os.chmod(directory, mode)
+                os.chmod(directory, wanted)
         except OSError as e:
             raise self._fail("create directory", path, e) from e
         if not real.is_dir():
@@ -187,6 +194,11 @@ class Files:
         symbolic link is followed: its target is replaced and the link stays.
         """
         self._write(path, data, mode=mode, force_mode=False)
+
+    def write_secret(self, path: HostPath, data: bytes) -> None:
+        """Like write_atomic, for a file that holds a secret (a key, a token): mode 0600 whatever the file had,
+        its owner kept."""
+        self._write(path, data, mode=SECRET_FILE_MODE, force_mode=True)
 
     def _write(self, path: HostPath, data: bytes, *, mode: int | None, force_mode: bool) -> None:
         real = self.resolve(path)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import difflib
 import hashlib
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lazyjack.host.files import SECRET_FILE_MODE
 from lazyjack.render.etcfiles import clean_markers, has_markers
 from lazyjack.steps.base import Context, Outcome, Record, Step
 from lazyjack.steps.records import FileRecord, MarkedEditRecord
@@ -65,15 +67,19 @@ def put_back(files: Files, path: str, original: bytes | None) -> str | None:
     return None
 
 
-def keep_backup(files: Files, path: str, current: bytes | None, *, mode: int | None = None) -> Record:
-    """Copy `current` (the file before this step) to PATH.bak, new with `mode`; returns the record's backup keys.
+def keep_backup(files: Files, path: str, current: bytes | None, *, mode: int | None = None,
+                secret: bool = False) -> Record:
+    """Copy `current` (the file before this step) to PATH.bak, new with `mode` (0600 whatever it had, when the
+    file may hold a `secret`); returns the record's backup keys.
 
     No file, no backup. What was at PATH.bak before is kept in the record, so that undo
     (`restore_backup`) puts that back.
     """
     backup = f"{path}.bak"
     before = files.read_bytes(backup)
-    if current is not None:
+    if current is not None and secret:
+        files.write_secret(backup, current)
+    elif current is not None:
         files.write_atomic(backup, current, mode=mode)
     return {"backup": backup if current is not None else None, "backup_original": b64(before)}
 
@@ -96,6 +102,8 @@ class ManagedFile(Step):
     content: bytes
     mode: int = 0o644
     label: str = ""
+    #: It holds a secret (a key, a token): 0600 whatever mode a file there had (undo gives that back).
+    secret: bool = False
 
     @property
     def title(self) -> str:
@@ -103,6 +111,10 @@ class ManagedFile(Step):
 
     def plan(self, ctx: Context) -> Outcome:
         current = ctx.host.files.read_bytes(self.path)
+        if current == self.content and self.secret and (info := ctx.host.files.stat(self.path)) is not None \
+                and stat.S_IMODE(info.st_mode) != SECRET_FILE_MODE:
+            return Outcome.change(f"mode 0600 for {self.path} (it is {stat.S_IMODE(info.st_mode):04o}): it holds a "
+                                  "secret")
         if current == self.content:
             return Outcome.noop(f"{self.path} is up to date")
         verb = "write" if current is None else "update"
@@ -111,19 +123,26 @@ class ManagedFile(Step):
     def apply(self, ctx: Context) -> Record:
         files = ctx.host.files
         original = files.read_bytes(self.path)
+        info = files.stat(self.path) if original is not None else None
         created_dirs = make_parents(ctx, self.path)
         try:
-            files.write_atomic(self.path, self.content, mode=self.mode)
+            if self.secret:
+                files.write_secret(self.path, self.content)
+            else:
+                files.write_atomic(self.path, self.content, mode=self.mode)
         except BaseException:
             remove_created_dirs(ctx, created_dirs)
             raise
-        return {
+        record: Record = {
             "path": self.path,
             "original": b64(original),
             "written": _digest(self.content),
             "created_dirs": created_dirs,
             "summary": self.title,
         }
+        if info is not None and self.secret:
+            record["original_mode"] = stat.S_IMODE(info.st_mode)
+        return record
 
     @classmethod
     def revert(cls, ctx: Context, record: Record) -> Outcome:
@@ -138,6 +157,11 @@ class ManagedFile(Step):
             files.remove(path)
         elif done := put_back(files, path, original):
             changes.append(done)
+        mode = record.get("original_mode")
+        if original is not None and mode is not None and (info := files.stat(path)) is not None \
+                and stat.S_IMODE(info.st_mode) != mode:
+            files.chmod(path, mode)  # a file that was there gets its mode back with its contents
+            changes.append(f"mode {mode:04o} of {path} restored")
         changes += [f"removed {d}/" for d in remove_created_dirs(ctx, record.get("created_dirs", []))]
         return Outcome.change(*changes) if changes else Outcome.noop(f"{path} already as before")
 
@@ -145,7 +169,7 @@ class ManagedFile(Step):
     def merge(cls, old: Record, new: Record) -> Record:
         """Keep the original content and backups; remember the newest content written."""
         merged = dict(new)
-        for key in ("original", "created_dirs", "backup", "backup_original", "existed"):
+        for key in ("original", "original_mode", "created_dirs", "backup", "backup_original", "existed"):
             if key in old and (key not in ("backup", "backup_original") or old.get("backup")):
                 merged[key] = old[key]
         return merged
@@ -269,7 +293,7 @@ class KubeadmConfigFile(ManagedFile):
     def plan(self, ctx: Context) -> Outcome:
         outcome = super().plan(ctx)
         current = ctx.host.files.read_bytes(self.path)
-        if outcome.needed and current is not None:
+        if outcome.needed and current is not None and current != self.content:
             return Outcome.change(
                 f"update {self.path}, keeping the current file (customised?) as {self.path}.bak",
                 diff=outcome.diff,
@@ -278,7 +302,10 @@ class KubeadmConfigFile(ManagedFile):
 
     def apply(self, ctx: Context) -> Record:
         files = ctx.host.files
-        backup = keep_backup(files, self.path, files.read_bytes(self.path), mode=self.mode)
+        current = files.read_bytes(self.path)
+        # Only a file with other contents is kept aside (for the mode alone there is nothing to keep).
+        kept = current if current != self.content else None
+        backup = keep_backup(files, self.path, kept, mode=self.mode, secret=self.secret)
         try:
             record = super().apply(ctx)
         except BaseException:

@@ -112,7 +112,9 @@ class Journal:
             self.files.remove(JOURNAL_PATH)
             return
         self.files.makedirs("/var/lib/lazyjack", mode=0o700)
-        self.files.write_atomic(JOURNAL_PATH, (json.dumps(data, indent=1) + "\n").encode(), mode=0o600)
+        # It keeps the original bytes of files lazyjack changed (a kubeadm config with its token, a user's
+        # kubeconfig): 0600 whatever the file had.
+        self.files.write_secret(JOURNAL_PATH, (json.dumps(data, indent=1) + "\n").encode())
 
     def find(self, command: str, key: str) -> Entry | None:
         return next((e for e in self.entries if e.command == command and e.key == key), None)

@@ -106,6 +106,7 @@ class CreatedDirs(StepRecord):
 class FileRecord(CreatedDirs):
     path: str
     original: Base64 | None
+    original_mode: int | None = None  # a secret's file that was there with another mode
     written: str
     backup: str | None = None
     backup_original: Base64 | None = None
