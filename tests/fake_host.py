@@ -35,6 +35,7 @@ from lazyjack.host.netlink import (
 )
 from lazyjack.host.process import Completed, ProgressCallback
 from lazyjack.host.sysctl import sysctl_parts
+from lazyjack.host.users import User
 
 # Kernel facts the fake reproduces.
 IFNAMSIZ = 16  # names are at most 15 bytes; longer ones are refused with ERANGE
@@ -510,6 +511,16 @@ class FakeRunner:
         if best.times is not None:
             best.times -= 1
         return best
+
+
+class FixedUsers:
+    """The accounts a test names (the host's own are never touched): a UsersAPI for `Host.users`."""
+
+    def __init__(self, users: Iterable[User]) -> None:
+        self.users = {user.name: user for user in users}
+
+    def lookup(self, name: str) -> User | None:
+        return self.users.get(name)
 
 
 def fake_host(

@@ -12,7 +12,6 @@ import contextlib
 import errno
 import functools
 import os
-import pwd
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import lazyjack
-from fake_host import FakeNetlink, FakeRunner, FakeSysctl
+from fake_host import FakeNetlink, FakeRunner, FakeSysctl, FixedUsers
 from lazyjack.commands.node import NodeRun, run_node_command
 from lazyjack.config import load_config
 from lazyjack.config.model import Config
@@ -30,6 +29,7 @@ from lazyjack.errors import FileOperationFailed, HostError
 from lazyjack.host import Host
 from lazyjack.host.files import Files
 from lazyjack.host.process import Completed, ProgressCallback
+from lazyjack.host.users import User, UserFiles
 from lazyjack.steps.base import Context
 from lazyjack.steps.engine import RunResult
 from lazyjack.steps.journal import JOURNAL_PATH, Journal
@@ -317,13 +317,25 @@ def _is_state_dir(path: str) -> bool:
     return here == state or here in state.parents or state in here.parents
 
 
+#: Who runs `sudo lazyjack` on the fake nodes: an unprivileged uid (nobody's, 65534) when the tests run as
+#: root, the user running them otherwise; their home is under the node's root, never this machine's.
+USER = User("alice", 65534, 65534, "/home/alice") if os.geteuid() == 0 else User(
+    "alice", os.getuid(), os.getgid(), "/home/alice")
+
+
 def current_user() -> str:
-    return pwd.getpwuid(os.getuid()).pw_name
+    return USER.name
 
 
 def kubeconfig_path(user: str) -> str:
     """Where UserKubeconfig puts the user's kubeconfig (a host path: under the root)."""
-    return f"{pwd.getpwnam(user).pw_dir.rstrip('/')}/.kube/config"
+    assert user == USER.name
+    return f"{USER.home}/.kube/config"
+
+
+def user_files(fake: FakeNode) -> UserFiles:
+    """The test user's home on the node, handled as that user (to arrange a kubeconfig of their own)."""
+    return UserFiles(USER, fake.root / USER.home.lstrip("/"))
 
 
 @functools.cache
@@ -355,11 +367,14 @@ def make_node(
     net.add_link("eth1", mtu=START_MTU, up=False)
     sysctl = FlakySysctl(SYSCTLS)
     runner = KubeRunner(root)
-    host = Host(net=net, files=Files(root), sysctl=sysctl, proc=runner)
+    host = Host(net=net, files=Files(root), sysctl=sysctl, proc=runner, users=FixedUsers([USER]))
     fake = FakeNode(root, net, sysctl, runner, host, config, plan, plan.nodes[name])
     (root / "var/lib").mkdir(parents=True)  # as on every host: the node lock leaves only what it found
     (root / "tmp").mkdir(mode=0o1777)
     (root / "tmp").chmod(0o1777)
+    home = root / USER.home.lstrip("/")
+    home.mkdir(parents=True)
+    os.chown(home, USER.uid, USER.gid)
     fake.write("/etc/hosts", HOSTS.format(name=name))
     fake.write("/etc/resolv.conf", RESOLV)
     if arrange is not None:

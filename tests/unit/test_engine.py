@@ -5,6 +5,7 @@ Journal records keep the state from before lazyjack first changed it.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import tempfile
 from dataclasses import dataclass
@@ -14,15 +15,16 @@ import pytest
 from stepkit import (
     EXAMPLE_ROLES,
     START_MTU,
+    USER,
     FakeNode,
     current_user,
     differences,
     fail_writes,
-    kubeconfig_path,
     make_node,
     role_id,
 )
 
+from fake_host import FixedUsers
 from lazyjack.commands.node import prepare_steps, up_steps
 from lazyjack.steps.base import Context, Step
 from lazyjack.steps.engine import StepFailed, apply_steps, revert_entries
@@ -76,7 +78,8 @@ def inject(fake: FakeNode, steps: list[Step], index: int) -> None:
     elif isinstance(step, ManagedFile | MarkedEdit):
         fail_writes(fake.host.files, step.path)
     elif isinstance(step, UserKubeconfig):
-        fail_writes(fake.host.files, kubeconfig_path(step.user))
+        # The account database now names another uid for the user: their home is not theirs, so nothing is written.
+        fake.host.users = FixedUsers([dataclasses.replace(USER, uid=USER.uid + 1)])
     elif isinstance(step, KubeletRestart):
         fake.runner.fail(["systemctl", "restart"])  # after daemon-reload succeeded
     elif isinstance(step, KubeadmJoin):

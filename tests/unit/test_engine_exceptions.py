@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stepkit import EXAMPLE_ROLES, FakeNode, differences, kubeconfig_path, make_node, role_id
+from stepkit import EXAMPLE_ROLES, FakeNode, differences, make_node, role_id
 from test_engine import entries, scenario
 
 from lazyjack.steps.base import Step
 from lazyjack.steps.engine import StepFailed, apply_steps, revert_entries
 from lazyjack.steps.files import ManagedFile, MarkedEdit
-from lazyjack.steps.kube import KubeadmInit, KubeadmJoin, KubeletRestart, UserKubeconfig
+from lazyjack.steps.kube import ADMIN_CONF, KubeadmInit, KubeadmJoin, KubeletRestart, UserKubeconfig
 from lazyjack.steps.network import LinkMtu, LinkUp, ManagementAddress, Routes, Sysctl
 
 EXCEPTIONS: list[BaseException] = [
@@ -65,8 +65,8 @@ def inject_exception(fake: FakeNode, steps: list[Step], index: int, exc: BaseExc
         raise_on(fake.host.files, "write_secret" if secret else "write_atomic", exc,
                  when=lambda path, *a, **k: str(path) == step.path)
     elif isinstance(step, UserKubeconfig):
-        raise_on(fake.host.files, "write_atomic", exc,
-                 when=lambda path, *a, **k: str(path) == kubeconfig_path(step.user))
+        # apply reads admin.conf after plan did: the second read meets the exception.
+        raise_on(fake.host.files, "read_bytes", exc, when=lambda path, *a, **k: str(path) == ADMIN_CONF, after=1)
     elif isinstance(step, KubeletRestart):
         raise_on(fake.runner, "run", exc, when=lambda argv, **k: argv[:2] == ["systemctl", "restart"])
     elif isinstance(step, KubeadmInit):  # and KubeadmJoin

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import os
-import pwd
 import socket
 from ipaddress import ip_address, ip_network
 from pathlib import Path
@@ -17,6 +16,7 @@ from stepkit import (
     EXAMPLE_ROLES,
     HOSTS,
     RESOLV,
+    USER,
     FakeNode,
     differences,
     fail_writes,
@@ -114,18 +114,14 @@ def test_clean_after_up_undoes_up_as_down_would(fake: FakeNode) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="SUDO_USER is only read when running as root")
 def test_full_cycle_under_sudo_gives_the_user_a_kubeconfig(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    try:
-        user = pwd.getpwnam("nobody")
-    except KeyError:
-        pytest.skip("no user 'nobody' on this machine")
-    monkeypatch.setenv("SUDO_USER", "nobody")
+    monkeypatch.setenv("SUDO_USER", USER.name)
     fake = make_node(tmp_path, "dual-stack.yaml", "master")
     initial = fake.snapshot()
     run(fake, "prepare")
-    assert "✓ kubeconfig of nobody" in run(fake, "up")
-    kubeconfig = fake.root / user.pw_dir.lstrip("/") / ".kube/config"
+    assert f"✓ kubeconfig of {USER.name}" in run(fake, "up")
+    kubeconfig = fake.root / USER.home.lstrip("/") / ".kube/config"
     assert kubeconfig.read_text() == fake.read(ADMIN_CONF)
-    assert (kubeconfig.stat().st_uid, kubeconfig.stat().st_mode & 0o777) == (user.pw_uid, 0o600)
+    assert (kubeconfig.stat().st_uid, kubeconfig.stat().st_mode & 0o777) == (USER.uid, 0o600)
     assert nothing_to_change(fake, "up") in run(fake, "up")
     run(fake, "down")
     run(fake, "clean")

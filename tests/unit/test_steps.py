@@ -22,8 +22,8 @@ from stepkit import (
     FakeNode,
     current_user,
     differences,
-    kubeconfig_path,
     make_node,
+    user_files,
 )
 
 from lazyjack.commands.node import prepare_steps, up_steps
@@ -103,7 +103,7 @@ def user_kubeconfig(*, existing: str | None) -> Callable[[FakeNode, Context], St
         fake.write(kubeadm_conf_path(ctx), "kind: InitConfiguration\n")
         fake.write("/etc/kubernetes/manifests/kube-apiserver.yaml", "kind: Pod\n")
         if existing is not None:
-            fake.write(kubeconfig_path(current_user()), existing)
+            user_files(fake).write(".kube/config", existing.encode())  # the user's own, written by them
         user_ctx = fake.context(invoking_user=current_user())
         return step_titled(up_steps(user_ctx), f"kubeconfig of {current_user()}")
 

@@ -2,6 +2,7 @@
 
 netlink: links, addresses, routes (pyroute2). files: files under --root, atomic writes.
 sysctl: /proc/sys. process: external programs. daemon: background servers. lock: pid-file locks.
+users: the accounts, and files in a user's home handled as that user.
 containers: the Docker Engine API. In-memory stand-ins for unit tests live in tests/fake_host.py.
 """
 
@@ -16,6 +17,7 @@ from lazyjack.host.netlink import Netlink
 from lazyjack.host.netns import netns_exists
 from lazyjack.host.process import Runner, RunnerAPI
 from lazyjack.host.sysctl import Sysctl, SysctlAPI
+from lazyjack.host.users import SystemUsers, UsersAPI
 
 
 @dataclass
@@ -27,6 +29,7 @@ class Host:
     sysctl: SysctlAPI
     proc: RunnerAPI
     daemons: DaemonsAPI = field(default_factory=Daemons)
+    users: UsersAPI = field(default_factory=SystemUsers)
 
     # Named network namespaces are reached through iproute2 (`ip netns`, `ip -n NS ...`):
     # pyroute2 would fork a helper process per namespace, which outlives a failed run.

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import pwd
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 from lazyjack.errors import HostError
+from lazyjack.host.users import User, UserFiles
 from lazyjack.steps.base import Context, Outcome, Record, Step
-from lazyjack.steps.files import b64, put_back, unb64
+from lazyjack.steps.files import b64, unb64
 from lazyjack.steps.records import KubeconfigRecord
-from lazyjack.steps.shapes import Action, make_parents, remove_created_dirs
+from lazyjack.steps.shapes import Action
 
 PKI_DIR = "/etc/kubernetes/pki"
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
@@ -130,9 +130,18 @@ class KubeadmJoin(KubeadmInit):
         return None
 
 
+#: Where the invoking user's kubeconfig goes, relative to their home.
+KUBECONFIG = ".kube/config"
+
+
 @dataclass
 class UserKubeconfig(Step):
-    """After init under sudo: admin.conf copied to the invoking user's ~/.kube/config, owned by them."""
+    """After init under sudo: admin.conf copied to the invoking user's ~/.kube/config, 0600.
+
+    Written as that user (their uid and gids, in a child process) and never through a symbolic
+    link in their home: a user who may run `sudo lazyjack` must not get root to write, or chown,
+    the file a link of theirs points at. The file is theirs because they wrote it.
+    """
 
     kind = "kubeconfig"
     record_model = KubeconfigRecord
@@ -142,44 +151,62 @@ class UserKubeconfig(Step):
     def title(self) -> str:
         return f"kubeconfig of {self.user}"
 
-    def _target(self) -> tuple[str, int, int]:
-        try:
-            entry = pwd.getpwnam(self.user)
-        except KeyError:
-            raise HostError(f"user {self.user!r} (from SUDO_USER) does not exist") from None
-        return f"{entry.pw_dir.rstrip('/')}/.kube/config", entry.pw_uid, entry.pw_gid
+    def _home(self, ctx: Context) -> UserFiles:
+        found = ctx.host.users.lookup(self.user)
+        if found is None:
+            raise HostError(f"user {self.user!r} (from SUDO_USER) does not exist")
+        return UserFiles(found, ctx.host.files.resolve(found.home))
 
     def plan(self, ctx: Context) -> Outcome:
-        path, _, _ = self._target()
+        home = self._home(ctx)
         admin = ctx.host.files.read_bytes(ADMIN_CONF)
-        if admin is not None and ctx.host.files.read_bytes(path) == admin:
-            return Outcome.noop(f"{path} is up to date")
-        return Outcome.change(f"copy {ADMIN_CONF} to {path}")
+        if admin is not None and home.read(KUBECONFIG) == admin:
+            return Outcome.noop(f"{home.where(KUBECONFIG)} is up to date")
+        return Outcome.change(f"copy {ADMIN_CONF} to {home.where(KUBECONFIG)} (as {self.user})")
 
     def apply(self, ctx: Context) -> Record:
-        files = ctx.host.files
-        path, uid, gid = self._target()
-        admin = files.read_bytes(ADMIN_CONF)
+        home = self._home(ctx)
+        admin = ctx.host.files.read_bytes(ADMIN_CONF)
         if admin is None:
             raise HostError(f"{ctx.real_path(ADMIN_CONF)} does not exist; did kubeadm init succeed?")
-        original = files.read_bytes(path)
-        created = make_parents(ctx, path, mode=0o700, owner=(uid, gid))
-        try:
-            files.write_atomic(path, admin, mode=0o600)
-            files.chown(path, uid, gid)
-        except BaseException:
-            # Leave nothing half-done: the journal has no record of this step to undo it.
-            put_back(files, path, original)
-            remove_created_dirs(ctx, created)
-            raise
-        return {"path": path, "original": b64(original), "created_dirs": created, "summary": self.title}
+        original = home.read(KUBECONFIG)
+        created = home.write(KUBECONFIG, admin, mode=0o600, dir_mode=0o700)
+        user, base = home.user, home.user.home.rstrip("/")
+        return {"user": user.name, "uid": user.uid, "gid": user.gid, "home": user.home,
+                "path": f"{base}/{KUBECONFIG}", "original": b64(original),
+                "created_dirs": [f"{base}/{d}" for d in created], "summary": self.title}
 
     @classmethod
     def revert(cls, ctx: Context, record: Record) -> Outcome:
-        path, original = record["path"], unb64(record["original"])
-        done = put_back(ctx.host.files, path, original)
-        # Records of earlier versions name one created directory.
-        remove_created_dirs(ctx, record.get("created_dirs") or ([record["created_dir"]] if record.get("created_dir") else []))
-        if done:
-            return Outcome.change(done)
-        return Outcome.noop("already removed" if original is None else f"{path} already as before")
+        home, relative = _home_of(ctx, record)
+        original = unb64(record["original"])
+        changes = []
+        if original is None:
+            if home.remove(relative):
+                changes.append(f"removed {home.where(relative)}")
+        elif home.read(relative) != original:
+            home.write(relative, original)
+            changes.append(f"restored {home.where(relative)}")
+        base = home.user.home.rstrip("/")
+        created = record.get("created_dirs") or ([record["created_dir"]] if record.get("created_dir") else [])
+        for directory in reversed(created):  # outermost first in the record
+            home.rmdir(directory.removeprefix(f"{base}/"))
+        if changes:
+            return Outcome.change(*changes)
+        return Outcome.noop("already removed" if original is None else f"{home.where(relative)} already as before")
+
+
+def _home_of(ctx: Context, record: Record) -> tuple[UserFiles, str]:
+    """The user's files the record names, and the kubeconfig's path in them."""
+    path = str(record["path"])
+    if "uid" in record:
+        user = User(record["user"], record["uid"], record["gid"], record["home"])
+    else:
+        # A record of an earlier version: the owner of the directory that holds .kube is the user.
+        home = path.rsplit("/", 2)[0] or "/"
+        info = ctx.host.files.stat(home)
+        if info is None:
+            raise HostError(f"{ctx.real_path(home)}, the home the journal names for {path}, does not exist")
+        user = User(f"uid {info.st_uid}", info.st_uid, info.st_gid, home)
+    base = user.home.rstrip("/")
+    return UserFiles(user, ctx.host.files.resolve(user.home)), path.removeprefix(f"{base}/")

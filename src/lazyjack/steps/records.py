@@ -124,6 +124,11 @@ class MarkedEditRecord(StepRecord):
 class KubeconfigRecord(CreatedDirs):
     path: str
     original: Base64 | None
+    # Whose it is (records of earlier versions have none: the owner of the home then says).
+    user: str | None = None
+    uid: int | None = None
+    gid: int | None = None
+    home: str | None = None
     created_dir: str | None = None  # records of earlier versions name one created directory
 
 
