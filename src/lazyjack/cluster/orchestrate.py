@@ -401,11 +401,11 @@ class ClusterRun:
     def _adopt(self, master: str, token: str, digest: str) -> None:
         """Write the master's token and hash into the local config (comments and order kept), 0600."""
         from lazyjack.config import load_config
-        from lazyjack.config.edit import update_config_file
+        from lazyjack.config.edit import SECRET_MODE, update_config_file
 
         path = self.opts.config_path
-        update_config_file(path, {"token": token, "token-cert-hash": digest})
-        path.resolve().chmod(0o600)
+        # 0600 as it is written, not after: never a moment readable by others with the token in it.
+        update_config_file(path, {"token": token, "token-cert-hash": digest}, mode=SECRET_MODE)
         self.data = path.read_bytes()
         self.config = load_config(path, require_token=False)
         self.report(f" ✓ token and CA hash from {master} written into {path} (mode 0600: it now holds a secret)")

@@ -7,7 +7,6 @@ comes on stdin: pre-flight and `--dry-run` see it without anything being written
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import socket
@@ -17,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from lazyjack import __version__
 from lazyjack.errors import FileOperationFailed, HostError
+from lazyjack.host.files import open_directory, write_at
 
 NOTHING, PREPARED, UP = "nothing", "prepared", "up"
 CONFIG_MODE = 0o600
@@ -76,35 +76,8 @@ def gather_facts(*, new_config: bytes, host: str, root: Path, config_path: Path)
 
 
 def _open_dir(path: PurePosixPath, *, create: bool) -> int:
-    """A descriptor of directory `path`, opened one component at a time without following links.
-
-    Missing directories are made (0755) when `create`; a symbolic link anywhere is refused, so a
-    link planted at the path or its directory cannot redirect a write as root.
-    """
-    if not path.is_absolute():
-        raise HostError(f"{path} must be an absolute path")
-    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open("/", flags)
-    try:
-        for part in path.parts[1:]:
-            try:
-                child = os.open(part, flags, dir_fd=fd)
-            except FileNotFoundError:
-                if not create:
-                    raise
-                os.mkdir(part, NEW_DIR_MODE, dir_fd=fd)
-                child = os.open(part, flags, dir_fd=fd)
-            except OSError as e:
-                if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise HostError(f"{path}: {part!r} is a symbolic link or not a directory; refusing to "
-                                    "write the config through it (make it a real directory owned by root)") from None
-                raise
-            os.close(fd)
-            fd = child
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
+    """A descriptor of directory `path`, no link followed; missing directories made (0755) when `create`."""
+    return open_directory(path, create_mode=NEW_DIR_MODE if create else None)
 
 
 def _check_dir(fd: int, path: PurePosixPath) -> None:
@@ -186,21 +159,4 @@ def _read_at(dirfd: int, name: str, path: Path) -> tuple[bytes | None, os.stat_r
 
 
 def _write_at(dirfd: int, name: str, data: bytes) -> None:
-    tmp = f".{name}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, CONFIG_MODE, dir_fd=dirfd)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fchown(fd, 0, 0)
-            os.fchmod(fd, CONFIG_MODE)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp, dir_fd=dirfd)
-        raise
-    os.fsync(dirfd)
+    write_at(dirfd, name, data, mode=CONFIG_MODE, owner=(0, 0))

@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 from lazyjack.errors import FileOperationFailed
-from lazyjack.host.files import replace_file
+from lazyjack.host.files import open_directory, write_at
 
 #: The mode of a configuration that holds the bootstrap token (as kubeadm keeps its own token files).
 SECRET_MODE = 0o600
@@ -37,18 +37,19 @@ def update_config_file(path: Path, general: dict[str, str], *, mode: int | None 
     """Set keys of the general section, keeping comments, key order, indentation and owner; atomic.
 
     The file keeps its mode, or gets `mode` (init: 0600, the file then holds a secret). Returns
-    the mode it had. A symbolic link is followed: its target is replaced and the link stays.
+    the mode it had. A symbolic link given as `path` is followed once: its target is replaced and
+    the link stays. The write never follows a link after that (`write_config`).
     """
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
     from ruamel.yaml.util import load_yaml_guess_indent
 
-    path = path.resolve()
+    real = path.resolve()
     try:
-        text = path.read_text(encoding="utf-8")
-        st = path.stat()
+        text = real.read_text(encoding="utf-8")
+        st = real.stat()
     except OSError as e:
-        raise FileOperationFailed("read", str(path), e.errno or errno.EIO) from e
+        raise FileOperationFailed("read", str(real), e.errno or errno.EIO) from e
     _, indent, block_seq_indent = load_yaml_guess_indent(text)
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
@@ -65,11 +66,44 @@ def update_config_file(path: Path, general: dict[str, str], *, mode: int | None 
         section[key] = value
     out = io.StringIO()
     yaml.dump(document, out)
-    # Only root can give the file to its owner; anyone else writes it as their own, as before.
-    owner = (st.st_uid, st.st_gid) if os.geteuid() == 0 else None
-    try:
-        replace_file(path, out.getvalue().encode("utf-8"), mode=stat.S_IMODE(st.st_mode) if mode is None else mode,
-                     owner=owner)
-    except OSError as e:
-        raise FileOperationFailed("write", str(path), e.errno or errno.EIO) from e
+    write_config(real, out.getvalue().encode("utf-8"), mode=stat.S_IMODE(st.st_mode) if mode is None else mode)
     return stat.S_IMODE(st.st_mode)
+
+
+def write_config(real: Path, data: bytes, *, mode: int) -> None:
+    """Replace the configuration file at `real` (a path without links) with `data` and `mode`, keeping its owner.
+
+    Its directory is opened without following a link (one swapped in since the path was
+    resolved is refused). Root writes there only when no one else controls it: in a directory of a
+    user (their home), or one anybody may write in (/tmp) holding a file of theirs, the write
+    happens as that user (`UserFiles`), so a link they plant cannot turn it into root's write
+    elsewhere (~/k8s -> /etc would put root's `crontab` there).
+    """
+    from lazyjack.host.users import User, UserFiles
+
+    try:
+        dirfd = open_directory(real.parent)
+    except OSError as e:
+        raise FileOperationFailed("write", str(real), e.errno or errno.EIO) from e
+    try:
+        directory = os.fstat(dirfd)
+        try:
+            current = os.stat(real.name, dir_fd=dirfd, follow_symlinks=False)
+        except FileNotFoundError:
+            current = None
+        shared = directory.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        owner = directory.st_uid if directory.st_uid != 0 else (current.st_uid if current is not None and shared else 0)
+        me = os.geteuid()
+        if owner in (0, me) or me != 0:
+            # Root's own directory (or not root at all: nothing to hand over); the file keeps its owner.
+            keep = (current.st_uid, current.st_gid) if current is not None and me == 0 else None
+            try:
+                write_at(dirfd, real.name, data, mode=mode, owner=keep)
+            except OSError as e:
+                raise FileOperationFailed("write", str(real), e.errno or errno.EIO) from e
+            return
+    finally:
+        os.close(dirfd)
+    gid = current.st_gid if current is not None and current.st_uid == owner else directory.st_gid
+    user = User(f"uid {owner}", owner, gid, str(real.parent))
+    UserFiles(user, real.parent, owned=directory.st_uid == owner).write(real.name, data, mode=mode)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat as stat_module
 import tempfile
 from collections.abc import Callable
@@ -56,6 +57,71 @@ def replace_file(path: Path, data: bytes, *, mode: int, owner: tuple[int, int] |
             os.unlink(tmp)
         raise
     _sync_dir(path.parent)
+
+
+def open_directory(path: PurePath, *, create_mode: int | None = None) -> int:
+    """A descriptor of the directory `path` (absolute), opened one component at a time without following links.
+
+    Missing directories are made with `create_mode` when given (else FileNotFoundError). A
+    symbolic link anywhere is a HostError naming it: a link planted at the path, or one of its
+    directories swapped for a link since the path was resolved, cannot redirect a write as root.
+    """
+    if not path.is_absolute():
+        raise HostError(f"{path} must be an absolute path")
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open("/", flags)
+    try:
+        for part in path.parts[1:]:
+            try:
+                child = os.open(part, flags, dir_fd=fd)
+            except FileNotFoundError:
+                if create_mode is None:
+                    raise
+                os.mkdir(part, create_mode, dir_fd=fd)
+                child = os.open(part, flags, dir_fd=fd)
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise HostError(f"{path}: {part!r} is a symbolic link or not a directory; lazyjack does not "
+                                    "follow it there (make it a real directory)") from None
+                raise
+            os.close(fd)
+            fd = child
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def write_at(dirfd: int, name: str, data: bytes, *, mode: int, owner: tuple[int, int] | None = None) -> None:
+    """Give the file `name` in the directory `dirfd` the contents `data` all at once, never through a link.
+
+    As `replace_file`, relative to a directory descriptor: a temp file beside it gets `owner` and
+    `mode`, is synced and renamed over `name`. A symbolic link at `name` is refused (a rename would
+    replace the link, which is not what anyone meant either).
+    """
+    with contextlib.suppress(FileNotFoundError):
+        if stat_module.S_ISLNK(os.stat(name, dir_fd=dirfd, follow_symlinks=False).st_mode):
+            raise HostError(f"{name} is a symbolic link; lazyjack does not write through it (remove it and run again)")
+    tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dirfd)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if owner is not None:
+                os.fchown(fd, *owner)
+            os.fchmod(fd, mode)  # after the chown, which may clear set-id bits
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dirfd)
+        raise
+    with contextlib.suppress(OSError):  # some filesystems refuse fsync on a directory
+        os.fsync(dirfd)
 
 
 def _sync_dir(directory: Path) -> None:

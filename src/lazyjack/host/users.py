@@ -14,7 +14,6 @@ import contextlib
 import errno
 import json
 import os
-import secrets
 import select
 import signal
 import stat
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lazyjack.errors import HostError
+from lazyjack.host.files import open_directory, write_at
 
 #: The longest a child acting as the user may take (a home on a hung network mount, say).
 CHILD_TIMEOUT = 30.0
@@ -64,9 +64,11 @@ class UserFiles:
     Every error is a HostError that names the path as the user knows it (`~alice/.kube`).
     """
 
-    def __init__(self, user: User, home: Path) -> None:
+    def __init__(self, user: User, home: Path, *, owned: bool = True) -> None:
         self.user = user
         self.home = home
+        #: The directory must belong to the user (a home); False for a shared one (/tmp) they may write in.
+        self.owned = owned
 
     def where(self, relative: str) -> str:
         return f"~{self.user.name}/{relative}"
@@ -100,14 +102,14 @@ class UserFiles:
 
     def _open_home(self) -> int:
         try:
-            fd = os.open(self.home, os.O_RDONLY | os.O_DIRECTORY)
+            fd = open_directory(self.home)
         except FileNotFoundError:
             raise HostError(f"the home directory of {self.user.name}, {self.home}, does not exist") from None
         except OSError as exc:
             raise HostError(f"cannot open the home directory of {self.user.name}, {self.home}: {exc.strerror}") \
                 from None
         info = os.fstat(fd)
-        if info.st_uid != self.user.uid:
+        if self.owned and info.st_uid != self.user.uid:
             os.close(fd)
             raise HostError(f"the home directory of {self.user.name}, {self.home}, belongs to uid {info.st_uid}, "
                             f"not to {self.user.name} ({self.user.uid}); lazyjack writes nothing there")
@@ -148,7 +150,7 @@ def _child(writer: int, home: int, user: User, action: Callable[[int], Any]) -> 
             answer: dict[str, Any] = {"ok": action(home)}
         except OSError as exc:
             answer = {"error": [exc.errno or 0, exc.strerror or str(exc)]}
-        except _Refused as exc:
+        except Exception as exc:  # a refusal (a link, not a directory), said as it is
             answer = {"error": [0, str(exc)]}
         os.write(writer, json.dumps(answer).encode())
     except BaseException:
@@ -272,29 +274,8 @@ def _write(home: int, parts: list[str], hexdata: str, mode: int, dir_mode: int) 
     found = _walk(home, parts[:-1], make=dir_mode)
     assert found is not None
     directory, made = found
-    name = parts[-1]
-    tmp = f".{name}.lazyjack-{secrets.token_hex(6)}.tmp"
     try:
-        if _is_link(directory, name):
-            raise _Refused(f"{name} is a symbolic link; lazyjack does not write through it (remove it and run again)")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=directory)
-        try:
-            try:
-                view = memoryview(bytes.fromhex(hexdata))
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fchmod(fd, mode)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            # rename replaces a link at `name` itself, never its target; the check above says why it stops.
-            os.rename(tmp, name, src_dir_fd=directory, dst_dir_fd=directory)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=directory)
-            raise
-        with contextlib.suppress(OSError):
-            os.fsync(directory)
+        write_at(directory, parts[-1], bytes.fromhex(hexdata), mode=mode)
     except BaseException:
         for made_dir in reversed(made):  # leave no directory behind that this call made
             with contextlib.suppress(OSError):
