@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from lazyjack.errors import CommandFailed
+from lazyjack.errors import CommandFailed, HostError
 from lazyjack.host.files import replace_file
-from lazyjack.host.process import RunnerAPI, alive, stop_pids
+from lazyjack.host.process import RunnerAPI, alive, describe_stuck, stop_pids
 
 POLL = 0.05
 #: How long a transient unit may take to show a main process that stays up.
@@ -86,7 +86,10 @@ class Daemons:
         pid_file.unlink(missing_ok=True)
         if pid is None:
             return False
-        stop_pids([pid], grace=timeout, poll=POLL)
+        stuck = stop_pids([pid], grace=timeout, poll=POLL)
+        if stuck:
+            raise HostError(f"{program} did not stop within {2 * timeout:g}s of SIGTERM and SIGKILL: "
+                            f"{describe_stuck(stuck)} (state D: it waits on the kernel, a hung mount say)")
         return True
 
     def listening(self, pid: int, *, port: int, timeout: float) -> bool:

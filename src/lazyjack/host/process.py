@@ -128,9 +128,10 @@ class Runner:
         try:
             stdout, stderr = self._wait(proc, input, timeout, on_progress, progress_interval)
         except subprocess.TimeoutExpired as e:
-            out, err = _stop_group(proc)
+            out, err, stuck = _stop_group(proc)
             output = _joined(_text(out or _as_bytes(e.stdout)), _text(err or _as_bytes(e.stderr)))
-            raise CommandFailed(argv, None, output, reason=f"timed out after {timeout:g}s") from None
+            why = f"; it did not stop after SIGKILL either: {describe_stuck(stuck)}" if stuck else ""
+            raise CommandFailed(argv, None, output, reason=f"timed out after {timeout:g}s{why}") from None
         except BaseException:
             # KeyboardInterrupt, or on_progress raised: leave nothing running behind us.
             _stop_group(proc)
@@ -183,12 +184,14 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         os.killpg(proc.pid, sig)
 
 
-def stop_groups(procs: Sequence[subprocess.Popen[bytes]], *, grace: float) -> None:
+def stop_groups(procs: Sequence[subprocess.Popen[bytes]], *, grace: float) -> list[int]:
     """End programs started in process groups of their own: SIGTERM to each group, then SIGKILL to
-    each group once its leader has ended or `grace` seconds have passed, for whatever is left in it;
-    returns once every leader has ended.
+    each group once its leader has ended or `grace` seconds have passed, for whatever is left in it.
 
-    A program already reaped is left alone: its group id may have gone to another process since.
+    Returns once every leader has ended, or `grace` more seconds after SIGKILL: the pids of the
+    leaders that still run then (a process stuck in the kernel ignores even SIGKILL), so that the
+    caller can say what did not stop. A program already reaped is left alone: its group id may
+    have gone to another process since.
     """
     running = [p for p in procs if p.returncode is None]
     for proc in running:
@@ -198,7 +201,26 @@ def stop_groups(procs: Sequence[subprocess.Popen[bytes]], *, grace: float) -> No
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(max(deadline - time.monotonic(), 0.0))
         _signal_group(proc, signal.SIGKILL)
-        proc.wait()
+    deadline = time.monotonic() + grace
+    stuck = []
+    for proc in running:
+        try:
+            proc.wait(max(deadline - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            stuck.append(proc.pid)
+    return stuck
+
+
+def describe_stuck(pids: Sequence[int]) -> str:
+    """`1234 (named, state D)` for each pid that did not stop: what it runs and why it may not end."""
+    def one(pid: int) -> str:
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            name = "?"
+        return f"{pid} ({name}, state {process_state(pid) or 'gone'})"
+
+    return ", ".join(one(pid) for pid in pids)
 
 
 def process_state(pid: int) -> str:
@@ -221,9 +243,10 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def stop_pids(pids: Sequence[int], *, grace: float, poll: float = 0.05) -> None:
+def stop_pids(pids: Sequence[int], *, grace: float, poll: float = 0.05) -> list[int]:
     """SIGTERM to each process, SIGKILL to whatever still runs after `grace` seconds; waits up to
-    `grace` again for those to end. Gone already counts as stopped."""
+    `grace` again for those to end. Gone already counts as stopped. Returns the pids that still
+    run (stuck in the kernel: even SIGKILL waits for that), for the caller to say so."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
@@ -233,26 +256,32 @@ def stop_pids(pids: Sequence[int], *, grace: float, poll: float = 0.05) -> None:
             for pid in pids:
                 _reap(pid)
             if not any(alive(p) for p in pids):
-                return
+                return []
             if time.monotonic() >= deadline:
                 break
             time.sleep(poll)
+    return [p for p in pids if alive(p)]
 
 
-def _stop_group(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
-    """Terminate the program's process group and collect what it wrote."""
-    stop_groups([proc], grace=TERM_GRACE)
+def _stop_group(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes, list[int]]:
+    """Terminate the program's process group and collect what it wrote; the pids that did not stop."""
+    stuck = stop_groups([proc], grace=TERM_GRACE)
+    if stuck:
+        # Its pipes stay open as long as it lives: do not wait to read them.
+        _close_pipes(proc)
+        return b"", b"", stuck
     try:
         out, err = proc.communicate(timeout=DRAIN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        # A descendant that left the group still holds the pipes: stop reading.
-        for pipe in (proc.stdin, proc.stdout, proc.stderr):
-            if pipe is not None:
+    except (subprocess.TimeoutExpired, ValueError):
+        # A descendant that left the group still holds the pipes (or an earlier attempt closed them):
+        # stop reading.
+        _close_pipes(proc)
+        return b"", b"", []
+    return out or b"", err or b"", []
+
+
+def _close_pipes(proc: subprocess.Popen[bytes]) -> None:
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
                 pipe.close()
-        proc.wait()
-        return b"", b""
-    except ValueError:
-        # communicate() refuses once the pipes were closed by an earlier attempt.
-        proc.wait()
-        return b"", b""
-    return out or b"", err or b""

@@ -170,19 +170,35 @@ def _collect(reader: int, pid: int) -> dict[str, Any]:
             if not ready:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                raise HostError(f"acting as the user did not finish within {CHILD_TIMEOUT:g}s (pid {pid} stopped)")
+                gone = _reaped(pid, within=CHILD_TIMEOUT)
+                raise HostError(f"acting as the user did not finish within {CHILD_TIMEOUT:g}s; pid {pid} "
+                                + ("was stopped" if gone else "did not stop after SIGKILL either"))
             chunk = os.read(reader, 65536)
             if not chunk:
                 break
             chunks.append(chunk)
     finally:
         os.close(reader)
-    _, status = os.waitpid(pid, 0)
+    # It closed its end of the pipe: it is exiting, but a wait is bounded all the same.
+    status = _reaped(pid, within=CHILD_TIMEOUT)
+    if status is None:
+        raise HostError(f"acting as the user: pid {pid} did not exit within {CHILD_TIMEOUT:g}s of answering")
     if not chunks or status != 0:
         raise HostError(f"acting as the user failed (pid {pid} exited with status {status})")
     answer: dict[str, Any] = json.loads(b"".join(chunks))
     return answer
+
+
+def _reaped(pid: int, *, within: float) -> int | None:
+    """The child's exit status once it has ended, at most `within` seconds from now; None if it has not."""
+    deadline = time.monotonic() + within
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.01)
 
 
 class _Refused(Exception):

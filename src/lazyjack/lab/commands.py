@@ -14,8 +14,8 @@ from pathlib import Path
 
 from lazyjack.config.model import Config
 from lazyjack.config.plan import build_plan
-from lazyjack.errors import describe_failure
-from lazyjack.host.process import stop_pids
+from lazyjack.errors import HostError, describe_failure
+from lazyjack.host.process import describe_stuck, stop_pids
 from lazyjack.lab import LabError, Report, Tools, checks, cni, orchestration, probes, snapshot, status, topology
 from lazyjack.lab.build import build
 from lazyjack.lab.checks import Check
@@ -181,15 +181,25 @@ def _lab_down(tools: Tools, *, name: str, report: Report, verbose: bool, base: P
     ok = snapshot.back_as_before(tools.proc, state, report) and ok
     with progress.step("Removing the namespaces, processes and files of the lab") as notes:
         stopped = 0
+        # Each on its own: one that does not go (a process stuck in the kernel) must not keep the rest.
         for daemon in reversed(state.daemons):
-            stopped += tools.daemons.stop(Path(daemon.pid_file), program=daemon.program)
+            try:
+                stopped += tools.daemons.stop(Path(daemon.pid_file), program=daemon.program)
+            except HostError as exc:
+                report(f"     {exc}")
+                ok = False
         for ns in reversed(state.namespaces):
-            stopped += len(topology.delete_netns(tools.proc, ns))
+            try:
+                stopped += len(topology.delete_netns(tools.proc, ns))
+            except HostError as exc:
+                report(f"     {exc}")
+                ok = False
         strays = topology.processes_using(directory)
         if strays:
-            stop_pids(strays, grace=topology.STOP_GRACE)
+            stuck = stop_pids(strays, grace=topology.STOP_GRACE)
             report(f"     stopped {len(strays)} process(es) outside the lab's namespaces still using {directory}: "
-                   + ", ".join(f"{pid}" for pid in strays))
+                   + ", ".join(f"{pid}" for pid in strays)
+                   + (f"; these did not stop: {describe_stuck(stuck)}" if stuck else ""))
             ok = False
         notes.append(f"{len(state.namespaces)} namespace(s), {stopped + len(strays)} process(es)")
         shutil.rmtree(directory)

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lazyjack.host.process import RunnerAPI
+from lazyjack.host.process import RunnerAPI, describe_stuck
 from lazyjack.lab import LabError
 
 SSHD = "/usr/sbin/sshd"
@@ -184,7 +184,11 @@ def start_sshd(node: SshNode, *, authorized_keys: str) -> int:
         time.sleep(POLL)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:
+        proc.wait(START_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"the sshd of {node.name} did not start, and did not stop after SIGKILL either: "
+                       f"{describe_stuck([proc.pid])}") from None
     why = (node.sshd_dir / "start.log").read_text(errors="replace")
     with contextlib.suppress(OSError):
         why += (node.sshd_dir / "sshd.log").read_text(errors="replace")

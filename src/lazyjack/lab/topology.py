@@ -12,7 +12,8 @@ from pathlib import Path
 
 from lazyjack.errors import CommandFailed
 from lazyjack.host.netns import NETNS_DIR, netns_exists
-from lazyjack.host.process import RunnerAPI, stop_pids
+from lazyjack.host.process import RunnerAPI, describe_stuck, stop_pids
+from lazyjack.lab import LabError
 
 SWITCH_BRIDGE = "sw0"
 IP_TIMEOUT = 30.0
@@ -128,12 +129,15 @@ def delete_netns(proc: RunnerAPI, name: str) -> list[int]:
     if not netns_exists(name):
         return []
     pids = processes_in(name)
-    stop_pids(pids, grace=STOP_GRACE, poll=POLL)
+    stuck = stop_pids(pids, grace=STOP_GRACE, poll=POLL)
     try:
         proc.run(["ip", "netns", "del", name], timeout=IP_TIMEOUT)
     except CommandFailed:
         if netns_exists(name):
             raise
+    if stuck:
+        raise LabError(f"processes in {name} did not stop after SIGKILL: {describe_stuck(stuck)}; the namespace "
+                       "lives on with them")
     return pids
 
 
