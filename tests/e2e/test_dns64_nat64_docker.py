@@ -23,7 +23,7 @@ from internet import UPLINK, Internet, internet
 
 from lazyjack.steps.containers import DNS64_NAME, HASH_LABEL, NAT64_NAME, NETWORK
 from lazyjack.steps.support import RULE_COMMENT
-from netns.cluster import EXAMPLES, Cluster, Node, make_cluster
+from netns.cluster import EXAMPLES, Cluster, Node, assert_nothing_changed, make_cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("e2e_programs")]
 
@@ -157,8 +157,7 @@ def test_ipv6_only_node_reaches_ipv4_site_through_containers(lab: Lab) -> None:
     _reaches_ipv4_site(lab)
 
     # prepare again: both containers are kept as they are.
-    out = lab.lazyjack(MASTER, "prepare")
-    assert "nothing to change" in out, out
+    assert_nothing_changed(lab.lazyjack(MASTER, "prepare"), MASTER, "prepared")
     assert {name: lab.inspect(name)["Id"] for name in containers} == {n: i["Id"] for n, i in containers.items()}  # type: ignore[index]
 
     # A stopped container is replaced, and the path works again.
@@ -181,8 +180,7 @@ def test_ipv6_only_node_reaches_ipv4_site_through_containers(lab: Lab) -> None:
     # clean, twice, on both: no container, no network, no rule, no generated file; all as before.
     for name in (MINION, MASTER):
         lab.lazyjack(name, "clean")
-        out = lab.lazyjack(name, "clean")
-        assert "nothing to change" in out, out
+        assert_nothing_changed(lab.lazyjack(name, "clean"), name, "clean")
     assert lab.inspect(DNS64_NAME) is None and lab.inspect(NAT64_NAME) is None
     assert lab.engine.api.network(NETWORK) is None
     assert RULE_COMMENT not in _iptables_rules(master)

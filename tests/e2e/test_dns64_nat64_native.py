@@ -17,7 +17,17 @@ import pytest
 from internet import UPLINK, ZONE, Internet, internet
 
 from lazyjack.steps.support import RULE_COMMENT, SUPPORT_LINK, support_netns
-from netns.cluster import EXAMPLES, SERVERS, Cluster, Node, kill_servers, make_cluster, server_pids, sh
+from netns.cluster import (
+    EXAMPLES,
+    SERVERS,
+    Cluster,
+    Node,
+    assert_nothing_changed,
+    kill_servers,
+    make_cluster,
+    server_pids,
+    sh,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("e2e_programs")]
 
@@ -118,7 +128,7 @@ def test_ipv6_only_node_reaches_ipv4_site_by_name(lab: Lab) -> None:
 
     # prepare again: the servers keep running, nothing changes.
     out = cluster.ok(MASTER, "prepare")
-    assert "nothing to change" in out, out
+    assert_nothing_changed(out, MASTER, "prepared")
     running = [line for line in out.splitlines() if "running (pid" in line]
     assert len(running) == 2 and any("named" in line for line in running) and any("tayga" in line for line in running), out
     assert server_pids(master.root) == pids
@@ -126,8 +136,7 @@ def test_ipv6_only_node_reaches_ipv4_site_by_name(lab: Lab) -> None:
     # clean, twice, on both: no server, no support namespace or link, no rule; all as before.
     for name in (MINION, MASTER):
         cluster.ok(name, "clean")
-        out = cluster.ok(name, "clean")
-        assert "nothing to change" in out, out
+        assert_nothing_changed(cluster.ok(name, "clean"), name, "clean")
     for node in cluster.nodes.values():
         assert server_pids(node.root) == {}
         assert support_netns(node.root) not in _namespaces()

@@ -239,3 +239,28 @@ def kill_servers(root: Path) -> None:
     deadline = time.monotonic() + STOP_TIMEOUT
     while any(_cmdline(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+# --- what a run reports ---------------------------------------------------------------------------
+
+STEP_MARKS = ("✓", "~", "✗", "↺", "·")
+
+
+def step_lines(out: str) -> list[str]:
+    """The lines of a node command's report that say what a step did (`  ✓ title: ...`, `  · title: reason`)."""
+    return [line for line in out.splitlines() if line[:2] == "  " and line[2:3] in STEP_MARKS and line[3:4] == " "]
+
+
+def assert_nothing_changed(out: str, node: str, state: str) -> None:
+    """The exact outcome of a run that had nothing to do: every step a no-op with its reason, then the closing line."""
+    steps = step_lines(out)
+    assert steps and all(line.startswith("  · ") for line in steps), out
+    assert out.rstrip("\n").splitlines()[-1] == f"nothing to change: {node} is already {state}", out
+
+
+def assert_only_planned(out: str) -> None:
+    """A dry run's report: it says so, and every step says what it would change (~) or why it need not (·)."""
+    assert "(dry run: nothing changes)" in out.splitlines()[0], out
+    steps = step_lines(out)
+    assert any(line.startswith("  ~ ") for line in steps), out
+    assert all(line.startswith(("  ~ ", "  · ")) for line in steps), out

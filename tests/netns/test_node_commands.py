@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster import EXAMPLES, SYSCTLS, Cluster, make_cluster
+from cluster import EXAMPLES, SYSCTLS, Cluster, assert_nothing_changed, assert_only_planned, make_cluster
 
 from kubeadm_schema import check_stream
 
@@ -61,8 +61,7 @@ def test_full_cycle_restores_every_node(cluster: Cluster) -> None:
 
     # Dry runs change nothing.
     for name in cluster.nodes:
-        out = cluster.ok(name, "prepare", "--dry-run")
-        assert "would" in out.lower() or "~" in out
+        assert_only_planned(cluster.ok(name, "prepare", "--dry-run"))
     assert cluster.snapshots() == before
 
     # prepare: addresses, MTU, sysctls, files.
@@ -104,8 +103,7 @@ def test_full_cycle_restores_every_node(cluster: Cluster) -> None:
 
     # A second prepare changes nothing and says so.
     for name in cluster.nodes:
-        out = cluster.ok(name, "prepare")
-        assert "nothing to change" in out, out
+        assert_nothing_changed(cluster.ok(name, "prepare"), name, "prepared")
     again = cluster.snapshots()
     for name in cluster.nodes:
         # The DNS64/NAT64 servers keep running: their logs and state files may grow meanwhile.
@@ -143,8 +141,7 @@ def test_full_cycle_restores_every_node(cluster: Cluster) -> None:
     assert (cluster.nodes[master].root / "etc/kubernetes/pki").exists() is False  # insecure: kubeadm makes its CA
 
     # up again: nothing to do.
-    out = cluster.ok(master, "up")
-    assert "nothing to change" in out or "already" in out
+    assert_nothing_changed(cluster.ok(master, "up"), master, "up")
 
     # down: minions first, then master; twice is harmless.
     for name in [*_minions(cluster), master]:
@@ -156,8 +153,7 @@ def test_full_cycle_restores_every_node(cluster: Cluster) -> None:
     # clean, twice; everything is back as it was.
     for name in cluster.nodes:
         cluster.ok(name, "clean")
-        out = cluster.ok(name, "clean")
-        assert "nothing to change" in out, out
+        assert_nothing_changed(cluster.ok(name, "clean"), name, "clean")
     after = cluster.snapshots()
     for name in cluster.nodes:
         assert after[name] == before[name], name
