@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from internet import UPLINK, ZONE, Internet, internet
 
-from lazyjack.steps.support import RULE_COMMENT, SUPPORT_LINK, support_netns
+from lazyjack.host.netns import support_netns
+from lazyjack.steps.support import RULE_COMMENT, SUPPORT_LINK
 from netns.cluster import (
     EXAMPLES,
     SERVERS,

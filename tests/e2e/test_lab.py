@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from lazyjack.config import load_config
+from lazyjack.host.netns import support_netns
 from lazyjack.lab.state import STATE_BASE
 from lazyjack.lab.topology import NETNS_DIR, processes_using
-from lazyjack.steps.support import support_netns
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "lazyjack" / "examples"
 SRC = str(Path(__file__).resolve().parents[2] / "src")

@@ -21,8 +21,8 @@ import pytest
 from cluster import EXAMPLES, Cluster, Node, kill_servers, make_cluster, server_pids, sh
 
 from lazyjack.host.files import Files
+from lazyjack.host.netns import support_netns
 from lazyjack.steps.journal import Journal
-from lazyjack.steps.support import support_netns
 
 MASTER, MINION = "my-master", "a-minion"
 COMMANDS = ("init", "prepare", "up", "down", "clean")

@@ -15,6 +15,7 @@ from lazyjack.config.model import Config
 from lazyjack.config.plan import NodePlan, Plan, Route, kubeadm_api_for, kubernetes_minor, served_networks
 from lazyjack.errors import CommandFailed, HostError, PreflightError, describe_failure
 from lazyjack.host import Host
+from lazyjack.host.netns import support_netns
 from lazyjack.render.cni import CONFLIST_NAME, render_conflist
 from lazyjack.render.dns64 import named_conf
 from lazyjack.render.etcfiles import hosts_with_nodes, resolv_with_nameserver
@@ -41,7 +42,6 @@ from lazyjack.steps.support import (
     PrefixForward,
     SupportLink,
     SupportNamespace,
-    support_netns,
 )
 
 CNI_DIR = "/etc/cni/net.d"

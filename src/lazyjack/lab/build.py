@@ -7,12 +7,11 @@ from pathlib import Path
 
 from lazyjack.config.model import Config
 from lazyjack.config.plan import Plan
-from lazyjack.host.netns import netns_exists
+from lazyjack.host.netns import netns_exists, support_netns
 from lazyjack.host.process import RunnerAPI
 from lazyjack.lab import LabError, Tools, internet, sandbox, sshd, topology
 from lazyjack.lab.progress import Progress
 from lazyjack.lab.state import Daemon, LabState, NodeState
-from lazyjack.steps.support import support_netns
 
 UPLINK, UPLINK_OTHER = "eth0", "uplink0"
 BASE_MTU = 1500

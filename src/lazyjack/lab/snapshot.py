@@ -11,12 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lazyjack.host.netns import NETNS_DIR, netns_exists
+from lazyjack.host.netns import NETNS_DIR, netns_exists, support_netns
 from lazyjack.host.process import RunnerAPI
 from lazyjack.lab import LabError, Report, read_json
 from lazyjack.lab.state import LabState, NodeState
 from lazyjack.lab.topology import nsenter
-from lazyjack.steps.support import support_netns
 
 TIMEOUT = 30.0
 SYSCTLS = ("net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding")

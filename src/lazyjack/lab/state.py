@@ -9,9 +9,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import AfterValidator, ConfigDict
+from typing import Any, Literal
 
 from lazyjack.config.nodes import Roles
 from lazyjack.host.files import replace_file
@@ -83,31 +81,26 @@ def load_lab(name: str, *, base: Path = STATE_BASE) -> LabState:
 REQUIRED_KEYS = ("name", "directory", "source_config", "mode", "phase", "namespaces", "daemons", "nodes", "format")
 #: The keys of the simulated internet's record (`InternetPlan.to_state`).
 INTERNET_KEYS = frozenset({"netns", "dns", "www", "node", "node_netns", "uplink"})
-#: How the state file is checked as it is read: no unknown keys, no conversions ("2" is not 2).
-_STRICT = ConfigDict(extra="forbid", strict=True)
+#: How the state file is checked as it is read (pydantic's config, read only by `LabState.load`, which alone
+#: imports pydantic: `lab status` stays light): no unknown keys, no conversions ("2" is not 2).
+_STRICT: Any = {"extra": "forbid", "strict": True}
 
 
-def _one_of(*allowed: str) -> Callable[[str], str]:
-    def check(value: str) -> str:
-        if value not in allowed:
-            raise ValueError(f"must be one of {', '.join(allowed)}")
-        return value
-
-    return check
+def _check_one_of(what: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{what}: must be one of {', '.join(allowed)}, not {value!r}")
 
 
-def _internet(value: dict[str, str]) -> dict[str, str]:
+def _check_internet(value: dict[str, str]) -> None:
     if value and set(value) != INTERNET_KEYS:
-        raise ValueError(f"must have the keys {', '.join(sorted(INTERNET_KEYS))} (or none)")
-    return value
+        raise ValueError(f"internet: must have the keys {', '.join(sorted(INTERNET_KEYS))} (or none)")
 
 
-def _cni_result(value: dict[str, Any] | None) -> dict[str, Any] | None:
+def _check_cni_result(value: dict[str, Any] | None) -> None:
     # What the lab reads of a CNI ADD result (cni.pod_addresses): ips, each with an address.
     ips = (value or {}).get("ips", [])
     if not isinstance(ips, list) or not all(isinstance(ip, dict) and isinstance(ip.get("address"), str) for ip in ips):
-        raise ValueError("ips must be a list of entries with an address")
-    return value
+        raise ValueError("pod_result: ips must be a list of entries with an address")
 
 
 @dataclass
@@ -123,7 +116,11 @@ class NodeState(Roles):
     directory: str  # holds root/, config.yaml, logs/, cni/ and snapshot.json
     ran: list[str] = field(default_factory=list)  # lazyjack commands started on it, in order
     pod_netns: str | None = None
-    pod_result: Annotated[dict[str, Any] | None, AfterValidator(_cni_result)] = None
+    pod_result: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        # Checked as the file is read (pydantic turns the ValueError into a problem naming the node).
+        _check_cni_result(self.pod_result)
 
     @property
     def root(self) -> Path:
@@ -168,19 +165,24 @@ class LabState:
     name: str
     directory: str
     source_config: str
-    mode: Annotated[str, AfterValidator(_one_of("ipv6", "ipv4", "dual-stack"))]
+    mode: str
     created: str = field(default_factory=lambda: datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
-    phase: Annotated[str, AfterValidator(_one_of(*PHASES))] = CREATING
+    phase: str = CREATING
     detail: str = ""
     #: every namespace the lab made or is about to make, in creation order
     namespaces: list[str] = field(default_factory=list)
     daemons: list[Daemon] = field(default_factory=list)
     nodes: dict[str, NodeState] = field(default_factory=dict)
     skip_phases: list[str] = field(default_factory=list)
-    internet: Annotated[dict[str, str], AfterValidator(_internet)] = field(default_factory=dict)
+    internet: dict[str, str] = field(default_factory=dict)
     #: Made with `lab up --ssh`: an sshd in every node, and lazyjack run over SSH.
     ssh: bool = False
     format: Literal[1] = FORMAT
+
+    def __post_init__(self) -> None:
+        _check_one_of("mode", self.mode, ("ipv6", "ipv4", "dual-stack"))
+        _check_one_of("phase", self.phase, PHASES)
+        _check_internet(self.internet)
 
     @property
     def path(self) -> Path:
@@ -225,11 +227,20 @@ class LabState:
             state = TypeAdapter(cls).validate_json(path.read_bytes())
             problems = [f"{key}: Field required" for key in REQUIRED_KEYS if key not in raw]
         except ValidationError as exc:
-            problems = [f"{'.'.join(map(str, e['loc'])) or '(the whole file)'}: {e['msg']}" for e in exc.errors()[:3]]
+            problems = [_problem(e["loc"], e["type"], e["msg"]) for e in exc.errors()[:3]]
         if problems:  # every version of save() wrote these: one missing is damage
             raise LabError(f"the lab state {path} is damaged: {'; '.join(problems)}; remove what the lab made "
                            f"by hand (`ip netns list`, {directory}) or restore the file")
         return state
+
+
+def _problem(loc: tuple[int | str, ...], kind: str, msg: str) -> str:
+    """One problem pydantic found, named by its place in the file; a check of __post_init__ says its field."""
+    where = [str(part) for part in loc]
+    if kind == "value_error":
+        field_name, _, msg = msg.removeprefix("Value error, ").partition(": ")
+        where.append(field_name)
+    return f"{'.'.join(where) or '(the whole file)'}: {msg}"
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ Traffic of the IPv4 pool leaves the node masqueraded, so that replies find their
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Sequence
@@ -26,13 +25,6 @@ from lazyjack.steps.shapes import Created, Item, Items, make_parents, remove_cre
 SUPPORT_LINK = "ljsup0"
 SUPPORT_PEER = "eth0"
 RULE_COMMENT = "lazyjack"
-
-
-def support_netns(root: Path) -> str:
-    """The support namespace's name: fixed on a real host, unique per --root sandbox."""
-    if str(root) == "/":
-        return "lazyjack-support"
-    return "ljs-" + hashlib.sha256(str(root).encode()).hexdigest()[:10]
 
 
 def _addresses_in(ctx: Context, netns: str, link: str) -> list[IPIface]:
