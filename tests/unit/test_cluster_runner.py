@@ -69,6 +69,29 @@ def test_interrupt_stops_running_tasks_with_sigterm_and_reports_them(tmp_path: P
     assert "rolling back" in done[0].output
 
 
+def test_an_interrupt_while_a_task_finishes_still_stops_the_others(tmp_path: Path) -> None:
+    """The interrupt lands after the first task's pipe is closed and before it leaves the running list (here: in
+    its report): stopping the rest must neither look the closed pipe up again nor report the task twice."""
+    reported: list[str] = []
+
+    def report(result: Result) -> None:
+        reported.append(result.node)
+        if result.node == "quick":
+            raise KeyboardInterrupt
+
+    slow = ("import signal,sys,time\n"
+            "signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))\n"
+            "print('started', flush=True); time.sleep(60)")
+    tasks = [task(tmp_path, "quick", "print('done')"), task(tmp_path, "slow", slow)]
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        Runner(parallel=2, on_done=report).run(tasks)
+    assert time.monotonic() - start < 20
+    assert reported == ["quick", "slow"]
+    assert (tmp_path / "quick.log").read_text().rstrip().splitlines()[-1].startswith("===== exit 0 after")
+    assert "(stopped: the cluster run was interrupted)" in (tmp_path / "slow.log").read_text()
+
+
 def test_local_transport_runs_argv_as_is() -> None:
     assert LocalTransport().launch("n", ["lazyjack", "version"], root=False, attached=True).argv == [
         "lazyjack", "version"]

@@ -76,6 +76,10 @@ class _Running:
     stage_at: float = 0.0
     stopped: str = ""
     exited_at: float | None = None
+    # Whether its output pipe is still watched. Kept here, not asked of the selector: an interrupt may come
+    # after the pipe closed, and a selector cannot look up a closed file.
+    watched: bool = True
+    result: Result | None = None
 
 
 def _stdin_of(task: Task) -> int | None:
@@ -154,7 +158,7 @@ class Runner:
                     self._escalate(entry, now)
                 continue
             entry.exited_at = entry.exited_at or now
-            if entry.proc.stdout is not None and entry.proc.stdout in selector.get_map() and now - entry.exited_at < DRAIN:
+            if entry.watched and now - entry.exited_at < DRAIN:
                 continue
             self._finish(selector, entry, done, tasks)
             running.remove(entry)
@@ -168,6 +172,7 @@ class Runner:
             return
         if not data:
             selector.unregister(pipe)
+            entry.watched = False
             return
         # A remote terminal ends lines with CR LF.
         data = data.replace(b"\r\n", b"\n")
@@ -177,28 +182,34 @@ class Runner:
 
     def _finish(self, selector: selectors.BaseSelector, entry: _Running, done: dict[int, Result],
                 tasks: list[Task]) -> None:
+        """Close the task's pipes and log, and hand on its result; again after an interrupt half-way, it does
+        what is left."""
         pipe = entry.proc.stdout
         assert pipe is not None
-        if pipe in selector.get_map():
+        if entry.watched:
             selector.unregister(pipe)
+            entry.watched = False
         pipe.close()
         if entry.proc.stdin is not None:
             with contextlib.suppress(OSError):
                 entry.proc.stdin.close()
-        ended = time.monotonic()
-        code = entry.proc.returncode
-        note = {"timeout": f"(stopped after {entry.task.timeout:g}s)",
-                "interrupted": "(stopped: the cluster run was interrupted)"}.get(entry.stopped)
-        if note:
-            entry.log.write(f"\n{note}\n".encode())
-        entry.log.write(f"===== exit {code} after {ended - entry.started:.1f}s =====\n".encode())
-        entry.log.close()
-        output = b"".join(entry.chunks).decode("utf-8", "replace")
-        result = Result(entry.task.node, entry.task.command, None if entry.stopped == "timeout" else code,
-                        ended - entry.started, output, entry.started, ended, entry.stopped)
-        index = next(i for i, t in enumerate(tasks) if t is entry.task and i not in done)
-        done[index] = result
-        self.on_done(result)
+        if entry.result is None:
+            ended = time.monotonic()
+            code = entry.proc.returncode
+            output = b"".join(entry.chunks).decode("utf-8", "replace")
+            entry.result = Result(entry.task.node, entry.task.command, None if entry.stopped == "timeout" else code,
+                                  ended - entry.started, output, entry.started, ended, entry.stopped)
+        if not entry.log.closed:
+            note = {"timeout": f"(stopped after {entry.task.timeout:g}s)",
+                    "interrupted": "(stopped: the cluster run was interrupted)"}.get(entry.stopped)
+            if note:
+                entry.log.write(f"\n{note}\n".encode())
+            entry.log.write(f"===== exit {entry.proc.returncode} after {entry.result.seconds:.1f}s =====\n".encode())
+            entry.log.close()
+        index = next((i for i, t in enumerate(tasks) if t is entry.task and i not in done), None)
+        if index is not None:
+            done[index] = entry.result
+            self.on_done(entry.result)
 
     def _signal(self, entry: _Running) -> None:
         """Ctrl-C into its terminal (SSH) or SIGTERM to its group: the node rolls its run back."""
