@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import lazyjack
-from lazyjack.cluster.orchestrate import ClusterFailed, ClusterRun, Endpoint, Options, Outcome
+from lazyjack.cluster.orchestrate import ClusterFailed, ClusterInterrupted, ClusterRun, Endpoint, Options, Outcome
 from lazyjack.cluster.phases import Phase
 from lazyjack.cluster.report import result_table
 from lazyjack.cluster.ssh import SshTransport
@@ -87,6 +87,12 @@ def run_cluster(state: LabState, action: str, nodes: list[NodeState], report: Re
         for line in result_table(exc.outcome):
             report(line)
         raise LabError(f"{exc}; the output is above and in {log_dir}") from None
+    except ClusterInterrupted as exc:
+        # The node commands were stopped and rolled back; the lab goes on as for the signal itself
+        # (Ctrl-C or SIGTERM: its exit code says which).
+        for line in result_table(exc.outcome):
+            report(line)
+        raise exc.cause from None
     finally:
         for end in {id(e.transport): e.transport for e in run.endpoints.values()}.values():
             end.close()
