@@ -17,6 +17,7 @@ HERE = Path(__file__).resolve().parent
 NOT_ROOT = "tests/e2e create network namespaces and run named and tayga: run them as root"
 PROGRAMS = {
     "named": "bind9",
+    "unbound": "unbound",
     "dig": "bind9-dnsutils",
     "tayga": "tayga",
     "iptables": "iptables",

@@ -25,7 +25,7 @@ from pathlib import Path
 from lazyjack.host.containers import Engine
 
 CACHE_DIR = Path(os.environ.get("LAZYJACK_TEST_CACHE", "/var/cache/lazyjack-tests"))
-PACKAGES = ("tayga", "bind9", "iproute2")
+PACKAGES = ("tayga", "bind9", "unbound", "iproute2")
 SUITE = "bookworm"
 TARBALL = CACHE_DIR / f"dns64nat64-{SUITE}-{'-'.join(PACKAGES)}.tar"
 IMAGE = "lazyjack/test-dns64nat64:latest"

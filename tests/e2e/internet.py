@@ -1,5 +1,8 @@
 """A simulated IPv4 internet in a network namespace: an authoritative DNS server (named) and a web server.
 
+The DNS server holds the test zone and `ipv4only.arpa` (RFC 7050), which DNS64 servers
+synthesise from, as the real one.
+
 It is linked to one node's namespace by a veth pair (the node's `uplink`, default IPv4 route
 towards it), so that the node's NAT64 traffic has somewhere real to go. Only documentation
 ranges are used: 198.51.100.0/24 for the link, 203.0.113.0/24 for the servers.
@@ -69,6 +72,17 @@ def zone_text(records: Records, dns: IPv4Address) -> str:
     )
 
 
+#: RFC 7050: ipv4only.arpa has only these A records; a DNS64 server synthesises its AAAA from them.
+IPV4ONLY_ZONE = "\n".join([
+    "$TTL 60",
+    "@ IN SOA ns.lab.example. hostmaster.lab.example. 1 3600 600 86400 60",
+    "@ IN NS ns.lab.example.",
+    "@ IN A 192.0.0.170",
+    "@ IN A 192.0.0.171",
+    "",
+])
+
+
 def named_conf_text(directory: Path, dns: IPv4Address) -> str:
     """Authoritative only; every runtime file inside `directory`, so it never meets another named."""
     return "\n".join(
@@ -85,6 +99,7 @@ def named_conf_text(directory: Path, dns: IPv4Address) -> str:
             "};",
             "controls { };",
             f'zone "{ZONE}" {{ type primary; file "{directory}/{ZONE}.zone"; }};',
+            f'zone "ipv4only.arpa" {{ type primary; file "{directory}/ipv4only.arpa.zone"; }};',
             "",
         ]
     )
@@ -150,6 +165,7 @@ def internet(directory: Path, *, netns: str, node_netns: str, dns: IPv4Address,
         dns_dir = directory / "dns"
         dns_dir.mkdir(exist_ok=True)
         (dns_dir / f"{ZONE}.zone").write_text(zone_text(records, dns))
+        (dns_dir / "ipv4only.arpa.zone").write_text(IPV4ONLY_ZONE)
         conf = dns_dir / "named.conf"
         conf.write_text(named_conf_text(dns_dir, dns))
         log = directory / "named.log"

@@ -21,7 +21,7 @@ import pytest
 from docker_engines import IMAGE, RunningEngine, dockerd, import_image, podman_service, rootfs_tarball, sh
 from internet import UPLINK, Internet, internet
 
-from lazyjack.steps.containers import DNS64_NAME, HASH_LABEL, NAT64_NAME, NETWORK
+from lazyjack.steps.containers import DNS64_NAMES, HASH_LABEL, NAT64_NAME, NETWORK
 from lazyjack.steps.support import RULE_COMMENT
 from netns.cluster import EXAMPLES, Cluster, Node, assert_nothing_changed, make_cluster
 
@@ -41,6 +41,11 @@ class Lab:
     cluster: Cluster
     net: Internet
     engine: RunningEngine
+    program: str  # the DNS64 server: named or unbound
+
+    @property
+    def dns64_name(self) -> str:
+        return DNS64_NAMES[self.program]
 
     @property
     def master(self) -> Node:
@@ -57,15 +62,15 @@ class Lab:
         return self.engine.api.container(name)
 
 
-def config_text(runtime: str) -> str:
+def config_text(runtime: str, server: str = "bind9") -> str:
     text = (EXAMPLES / "ipv6.yaml").read_text()
     for needle in ("dns64-nat64-runtime: native", f"remote_server: {REMOTE_DNS}", f"ip: {DNS64_SERVER}",
                    f"ip: {NAT64_SERVER}", "allow_aaaa_use: false"):
         assert needle in text, f"the example config changed: {needle!r} is gone"
     text = text.replace("dns64-nat64-runtime: native", f"dns64-nat64-runtime: {runtime}")
-    for server in (DNS64_SERVER, NAT64_SERVER):
-        text = text.replace(f"    ip: {server}\n", f"    ip: {server}\n    image: {IMAGE}\n")
-    return text
+    for address in (DNS64_SERVER, NAT64_SERVER):
+        text = text.replace(f"    ip: {address}\n", f"    ip: {address}\n    image: {IMAGE}\n")
+    return text if server == "bind9" else text.replace("dns64:\n", f"dns64:\n    server: {server}\n")
 
 
 @pytest.fixture(scope="session")
@@ -76,10 +81,11 @@ def tarball() -> Path:
     return rootfs_tarball()
 
 
-@pytest.fixture(params=["docker", "podman"])
+@pytest.fixture(params=[("docker", "bind9"), ("podman", "bind9"), ("docker", "unbound"), ("podman", "unbound")],
+                ids=["docker-bind9", "podman-bind9", "docker-unbound", "podman-unbound"])
 def lab(request: pytest.FixtureRequest, tmp_path: Path, tarball: Path) -> Iterator[Lab]:
-    runtime: str = request.param
-    cluster = make_cluster(tmp_path, config_text(runtime), [MASTER, MINION])
+    runtime, server = request.param
+    cluster = make_cluster(tmp_path, config_text(runtime, server), [MASTER, MINION])
     tag = cluster.namespaces[0].rsplit("-", 1)[0]
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(cluster.destroy)
@@ -90,7 +96,7 @@ def lab(request: pytest.FixtureRequest, tmp_path: Path, tarball: Path) -> Iterat
         start = dockerd if runtime == "docker" else podman_service
         engine = cleanup.enter_context(start(netns=cluster.nodes[MASTER].netns))
         import_image(engine, tarball)
-        yield Lab(cluster, net, engine)
+        yield Lab(cluster, net, engine, "named" if server == "bind9" else "unbound")
 
 
 def _dig_aaaa(node: Node, name: str) -> list[IPv6Address]:
@@ -135,24 +141,24 @@ def test_ipv6_only_node_reaches_ipv4_site_through_containers(lab: Lab) -> None:
     assert UPLINK in before[MASTER]["links"]
 
     out = lab.lazyjack(MASTER, "prepare")
-    assert f"network {NETWORK}" in out and f"container {NAT64_NAME}" in out and f"container {DNS64_NAME}" in out, out
+    assert f"network {NETWORK}" in out and f"container {NAT64_NAME}" in out and f"container {lab.dns64_name}" in out, out
     lab.lazyjack(MINION, "prepare")
 
-    containers = {name: lab.inspect(name) for name in (DNS64_NAME, NAT64_NAME)}
+    containers = {name: lab.inspect(name) for name in (lab.dns64_name, NAT64_NAME)}
     for name, info in containers.items():
         assert info is not None and info["State"]["Running"], name
         assert info["Config"]["Labels"]["lazyjack"] in ("dns64", "nat64")
         assert not info["HostConfig"].get("Privileged")
         assert "NET_ADMIN" in [c.removeprefix("CAP_") for c in info["HostConfig"]["CapAdd"]]
     # The DNS64 server keeps only its IPv6 address; the NAT64 server has both of its own.
-    assert _container_addresses(lab, DNS64_NAME, "-4") == []
-    assert _container_addresses(lab, DNS64_NAME, "-6") == [f"{DNS64_SERVER}/64"]
+    assert _container_addresses(lab, lab.dns64_name, "-4") == []
+    assert _container_addresses(lab, lab.dns64_name, "-6") == [f"{DNS64_SERVER}/64"]
     assert _container_addresses(lab, NAT64_NAME, "-4") == ["172.18.0.200/16"]
     routes = master.exec("ip", "-6", "route", "show", "fd00:10:64:ff9b::/96").stdout
     assert f"via {NAT64_SERVER}" in routes, routes
     assert "via 172.18.0.200" in master.exec("ip", "-4", "route", "show", "172.18.0.128/25").stdout
-    conf = master.root / WORK / "dns64/named.conf"
-    assert "dns64 fd00:10:64:ff9b::/96" in conf.read_text()
+    conf = (master.root / WORK / f"dns64/{lab.program}.conf").read_text()
+    assert ("dns64 fd00:10:64:ff9b::/96" if lab.program == "named" else "dns64-prefix: fd00:10:64:ff9b::/96") in conf
 
     _reaches_ipv4_site(lab)
 
@@ -172,7 +178,7 @@ def test_ipv6_only_node_reaches_ipv4_site_through_containers(lab: Lab) -> None:
         # lowest port's, so replacing a container can change the gateway's MAC; bind9 then answers the
         # cluster through a stale neighbour entry until NUD notices (30 s or more). Docker pins its
         # bridge's MAC. Until lazyjack pins podman's bridge MAC too, the test refreshes the entry.
-        sh(*lab.engine.cli, "exec", DNS64_NAME, "ip", "-6", "neigh", "flush", "dev", "eth0")
+        sh(*lab.engine.cli, "exec", lab.dns64_name, "ip", "-6", "neigh", "flush", "dev", "eth0")
     took = _resolves_within(lab, 10.0)
     print(f"{lab.engine.runtime}: DNS64 through the replaced NAT64 container answered after {took:.1f}s")
     _reaches_ipv4_site(lab)
@@ -181,7 +187,7 @@ def test_ipv6_only_node_reaches_ipv4_site_through_containers(lab: Lab) -> None:
     for name in (MINION, MASTER):
         lab.lazyjack(name, "clean")
         assert_nothing_changed(lab.lazyjack(name, "clean"), name, "clean")
-    assert lab.inspect(DNS64_NAME) is None and lab.inspect(NAT64_NAME) is None
+    assert lab.inspect(lab.dns64_name) is None and lab.inspect(NAT64_NAME) is None
     assert lab.engine.api.network(NETWORK) is None
     assert RULE_COMMENT not in _iptables_rules(master)
     assert not (master.root / WORK / "dns64").exists() and not (master.root / WORK / "nat64").exists()

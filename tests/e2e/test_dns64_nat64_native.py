@@ -1,6 +1,6 @@
 """DNS64/NAT64 with the native runtime, end to end: an IPv6-only node reaches an IPv4-only site by name.
 
-my-master (master, dns64, nat64) runs named and tayga in its support namespace; its uplink
+my-master (master, dns64, nat64) runs named or unbound, and tayga, in its support namespace; its uplink
 leads to a simulated IPv4 internet (tests/e2e/internet.py) with an authoritative DNS server
 and a web server. a-minion, IPv6 only, resolves, fetches and pings through it.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from internet import UPLINK, ZONE, Internet, internet
+from servers import kill_servers, namespaces, server_pids
 
 from lazyjack.host.netns import support_netns
 from lazyjack.steps.support import RULE_COMMENT, SUPPORT_LINK
@@ -47,6 +48,7 @@ class Lab:
     cluster: Cluster
     net: Internet
     allow_aaaa: bool
+    program: str  # the DNS64 server: named or unbound
 
     @property
     def master(self) -> Node:
@@ -57,22 +59,25 @@ class Lab:
         return self.cluster.nodes[MINION]
 
 
-def _config_text(*, allow_aaaa: bool) -> str:
+def _config_text(*, allow_aaaa: bool, server: str) -> str:
     text = (EXAMPLES / "ipv6.yaml").read_text()
     for needle in ("dns64-nat64-runtime: native", f"remote_server: {REMOTE_DNS}", f"ip: {DNS64_SERVER}",
                    "cidr: fd00:10:64:ff9b::/96", "allow_aaaa_use: false"):
         assert needle in text, f"the example config changed: {needle!r} is gone"
-    return text.replace("allow_aaaa_use: false", f"allow_aaaa_use: {str(allow_aaaa).lower()}")
+    text = text.replace("allow_aaaa_use: false", f"allow_aaaa_use: {str(allow_aaaa).lower()}")
+    # bind9 is the default: its configs do not say so (as every 1.x config).
+    return text if server == "bind9" else text.replace("dns64:\n", f"dns64:\n    server: {server}\n")
 
 
 def _namespaces() -> set[str]:
     return {line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines() if line.strip()}
 
 
-@pytest.fixture(params=[False, True], ids=["synthesised", "allow-aaaa"])
+@pytest.fixture(params=[("bind9", False), ("bind9", True), ("unbound", False), ("unbound", True)],
+                ids=["bind9-synthesised", "bind9-allow-aaaa", "unbound-synthesised", "unbound-allow-aaaa"])
 def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab]:
-    allow_aaaa: bool = request.param
-    cluster = make_cluster(tmp_path, _config_text(allow_aaaa=allow_aaaa), [MASTER, MINION])
+    server, allow_aaaa = request.param
+    cluster = make_cluster(tmp_path, _config_text(allow_aaaa=allow_aaaa, server=server), [MASTER, MINION])
     tag = cluster.namespaces[0].rsplit("-", 1)[0]  # "ljt-<tag>" of make_cluster's namespaces
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(cluster.destroy)
@@ -85,7 +90,7 @@ def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lab]:
             internet(tmp_path / "internet", netns=f"{tag}-inet", node_netns=cluster.nodes[MASTER].netns,
                      dns=REMOTE_DNS)
         )
-        yield Lab(cluster, net, allow_aaaa)
+        yield Lab(cluster, net, allow_aaaa, "named" if server == "bind9" else "unbound")
 
 
 def _dig_aaaa(node: Node, name: str) -> list[IPv6Address]:
@@ -104,19 +109,20 @@ def _iptables_rules(node: Node) -> str:
 
 
 def test_ipv6_only_node_reaches_ipv4_site_by_name(lab: Lab) -> None:
-    cluster, master, minion = lab.cluster, lab.master, lab.minion
+    cluster, master, minion, program = lab.cluster, lab.master, lab.minion, lab.program
     support = support_netns(master.root)
     before = cluster.snapshots()
     assert UPLINK in before[MASTER]["links"]
 
     out = cluster.ok(MASTER, "prepare")
-    assert "NAT64 server (tayga)" in out and "DNS64 server (named)" in out, out
+    assert "NAT64 server (tayga)" in out and f"DNS64 server ({program})" in out, out
     cluster.ok(MINION, "prepare")
     pids = server_pids(master.root)
-    assert sorted(pids) == sorted(SERVERS) and all(len(p) == 1 for p in pids.values()), pids
-    assert support in _namespaces()
-    # named keeps its pid file in the work area, away from the host's own bind9 (/run/named).
-    assert (master.root / "tmp/lazyjack/dns64/data/named.pid").read_text().split() == [str(pids["named"][0])]
+    assert sorted(pids) == sorted([program, "tayga"]) and all(len(p) == 1 for p in pids.values()), pids
+    assert support in namespaces()
+    # The server keeps its pid file in the work area, away from the host's own (/run/named, /run/unbound.pid).
+    pid_file = master.root / f"tmp/lazyjack/dns64/data/{program}.pid"
+    assert pid_file.read_text().split() == [str(pids[program][0])]
     assert RULE_COMMENT in _iptables_rules(master)
 
     # The minion resolves an IPv4-only name to an address of the NAT64 prefix, and reaches it.
@@ -131,7 +137,7 @@ def test_ipv6_only_node_reaches_ipv4_site_by_name(lab: Lab) -> None:
     out = cluster.ok(MASTER, "prepare")
     assert_nothing_changed(out, MASTER, "prepared")
     running = [line for line in out.splitlines() if "running (pid" in line]
-    assert len(running) == 2 and any("named" in line for line in running) and any("tayga" in line for line in running), out
+    assert len(running) == 2 and any(program in line for line in running) and any("tayga" in line for line in running), out
     assert server_pids(master.root) == pids
 
     # clean, twice, on both: no server, no support namespace or link, no rule; all as before.
@@ -140,21 +146,21 @@ def test_ipv6_only_node_reaches_ipv4_site_by_name(lab: Lab) -> None:
         assert_nothing_changed(cluster.ok(name, "clean"), name, "clean")
     for node in cluster.nodes.values():
         assert server_pids(node.root) == {}
-        assert support_netns(node.root) not in _namespaces()
+        assert support_netns(node.root) not in namespaces()
     assert SUPPORT_LINK not in master.snapshot()["links"]
     assert RULE_COMMENT not in _iptables_rules(master)
     assert cluster.snapshots() == before
 
     # A stale pid file (say, after a reboot) whose pid now belongs to another named is not trusted:
-    # prepare starts its own named and leaves that one alone; clean stops only its own.
-    other = lab.net.processes[0]  # the internet's named: same program, other configuration
-    stale = master.root / "tmp/lazyjack/dns64/named.pid"
+    # prepare starts its own server and leaves that one alone; clean stops only its own.
+    other = lab.net.processes[0]  # the internet's named: another configuration (and for unbound, program)
+    stale = master.root / f"tmp/lazyjack/dns64/{program}.pid"
     stale.parent.mkdir(parents=True)
     stale.write_text(f"{other.pid}\n")
     out = cluster.ok(MASTER, "prepare")
-    assert any("DNS64 server (named): start named" in line for line in out.splitlines()), out
+    assert any(f"DNS64 server ({program}): start {program}" in line for line in out.splitlines()), out
     assert other.poll() is None and _dig_soa(lab.net)
-    ours = server_pids(master.root)["named"]
+    ours = server_pids(master.root)[program]
     assert stale.read_text().split() == [str(ours[0])]
     cluster.ok(MASTER, "clean")
     assert other.poll() is None and _dig_soa(lab.net)

@@ -97,8 +97,50 @@ service_net:
     cidr2: fd00:30::/110
 """
 
+IPV6 = (EXAMPLES / "ipv6.yaml").read_text()
+
+
+def _ipv6(replace: dict[str, str]) -> str:
+    text = IPV6
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+# The site's own DNS64 server and NAT64 gateway on the management network (the lab plays the site).
+IPV6_EXTERNAL = IPV6[:IPV6.index("support_net:")].replace("opmodes: master dns64 nat64", "opmodes: master") \
+    + IPV6[IPV6.index("mgmt_net:"):IPV6.index("nat64:")] + """\
+nat64:
+    external-gateway: fd00:20::64
+dns64:
+    cidr: 64:ff9b::/96
+    external-server: fd00:20::53
+"""
+# The site's DNS64 server on another network, through the site's router on the management network; the
+# cluster's own NAT64 on the master.
+IPV6_EXTERNAL_DNS64 = IPV6.replace("opmodes: master dns64 nat64", "opmodes: master nat64").replace(
+    "    remote_server: 203.0.113.53\n", "").replace("    ip: fd00:10::100\n", "").replace(
+    "    allow_aaaa_use: false\n", "    external-server: fd00:99::53\n    external-via: fd00:20::1\n")
+# The cluster's own DNS64 server (unbound) on the master, the site's NAT64 gateway.
+IPV6_EXTERNAL_NAT64 = IPV6.replace("opmodes: master dns64 nat64", "opmodes: master dns64").replace(
+    IPV6[IPV6.index("nat64:"):IPV6.index("dns64:\n")], "nat64:\n    external-gateway: fd00:20::64\n").replace(
+    "dns64:\n", "dns64:\n    server: unbound\n")
+# DNS64 on the master, NAT64 on a node of its own.
+IPV6_SPLIT = _ipv6({"opmodes: master dns64 nat64": "opmodes: master dns64",
+                    "    a-minion:\n": "    nat-gw:\n        interface: eth1\n        opmodes: nat64\n        id: 9\n"
+                                     "    a-minion:\n"})
+
 CONFIGS = {
-    "ipv6": (EXAMPLES / "ipv6.yaml").read_text(),
+    "ipv6": IPV6,
+    "ipv6-unbound": _ipv6({"dns64:\n": "dns64:\n    server: unbound\n"}),
+    # The well-known prefix with a private pool; its internet is in the shared address space (lab/internet.py).
+    "ipv6-wkp": _ipv6({"cidr: fd00:10:64:ff9b::/96": "cidr: 64:ff9b::/96",
+                       "remote_server: 203.0.113.53": "remote_server: 100.64.113.53"}),
+    "ipv6-external": IPV6_EXTERNAL,
+    "ipv6-ext-dns64": IPV6_EXTERNAL_DNS64,
+    "ipv6-ext-nat64": IPV6_EXTERNAL_NAT64,
+    "ipv6-split": IPV6_SPLIT,
     "ipv4": (EXAMPLES / "ipv4.yaml").read_text(),
     "dual-stack": (EXAMPLES / "dual-stack.yaml").read_text(),
     "ipv6-ids": IPV6_IDS,
@@ -129,10 +171,10 @@ class Lab:
         self.directory = STATE_BASE / name
 
     def namespaces(self) -> list[str]:
-        names = [f"ljlab-{self.name}-switch", f"ljlab-{self.name}-inet"]
+        names = [f"ljlab-{self.name}-switch", f"ljlab-{self.name}-inet", f"ljlab-{self.name}-site"]
         for node, spec in self.spec.nodes.items():
             names += [f"lj-{node}", f"lj-{node}-pod"]
-            if "nat64" in spec.roles:
+            if "nat64" in spec.roles or "dns64" in spec.roles:
                 names.append(support_netns((self.directory / "nodes" / node / "root").resolve()))
         return names
 

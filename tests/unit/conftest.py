@@ -49,6 +49,24 @@ def ipv6_config() -> dict[str, Any]:
     }
 
 
+def ipv6_external_config() -> dict[str, Any]:
+    """An IPv6 cluster egressing through the site's own DNS64 server and NAT64 gateway on the management network."""
+    data = ipv6_config()
+    data["topology"]["my-master"]["opmodes"] = "master"
+    del data["support_net"]
+    data["nat64"] = {"external-gateway": "fd00:20::64"}
+    data["dns64"] = {"cidr": "64:ff9b::/96", "external-server": "fd00:20::53"}
+    return data
+
+
+def ipv6_split_config() -> dict[str, Any]:
+    """An IPv6 cluster with DNS64 on the master and NAT64 on the minion."""
+    data = ipv6_config()
+    data["topology"]["my-master"]["opmodes"] = "master dns64"
+    data["topology"]["a-minion"]["opmodes"] = "minion nat64"
+    return data
+
+
 def ipv4_config() -> dict[str, Any]:
     """The smallest complete IPv4 config: a master and one minion."""
     return {
@@ -79,6 +97,8 @@ def dual_stack_config() -> dict[str, Any]:
 
 BASES: dict[str, Callable[[], dict[str, Any]]] = {
     "ipv6": ipv6_config,
+    "ipv6-external": ipv6_external_config,
+    "ipv6-split": ipv6_split_config,
     "ipv4": ipv4_config,
     "dual-stack": dual_stack_config,
 }
@@ -319,6 +339,18 @@ RULE_CASES: list[BadConfig] = [
     _rule("dns64-missing-ipv6", "ipv6", {"dns64": DELETE}, "dns64", "required in ipv6 mode"),
     _rule("support-net-missing-ipv6", "ipv6", {"support_net": DELETE}, "support_net", "required in ipv6 mode"),
     _rule("nat64-ip-missing", "ipv6", {"nat64.ip": DELETE}, "nat64.ip", "is required"),
+    _rule("nat64-pool-missing", "ipv6-split", {"nat64.v4_cidr": DELETE}, "nat64.v4_cidr", "is required", "a-minion"),
+    _rule("dns64-ip-missing", "ipv6-split", {"dns64.ip": DELETE}, "dns64.ip", "is required", "my-master"),
+    _rule("remote-server-missing", "ipv6", {"dns64.remote_server": DELETE}, "dns64.remote_server", "is required"),
+    _rule(
+        "support-net-missing-split",
+        "ipv6-external",
+        {"topology.a-minion.opmodes": "minion nat64", "nat64": ipv6_config()["nat64"]},
+        "support_net",
+        "required in ipv6 mode",
+        "a-minion",
+    ),
+    _rule("nat64-missing-external", "ipv6-external", {"nat64": DELETE}, "nat64", "required in ipv6 mode"),
     _rule("topology-missing", "ipv6", {"topology": DELETE}, "topology", "is required"),
     _rule("topology-empty", "ipv6", {"topology": {}}, "topology", "is empty"),
     # mode and plugin
@@ -357,22 +389,41 @@ RULE_CASES: list[BadConfig] = [
         "dns64-without-nat64",
         "ipv6",
         {"topology.my-master.opmodes": "master dns64"},
-        "topology.my-master.opmodes",
-        "dns64 and nat64 must be on the same node",
+        "topology",
+        "needs NAT64",
+        "nat64.external-gateway",
     ),
     _rule(
         "nat64-without-dns64",
         "ipv6",
         {"topology.my-master.opmodes": "master nat64"},
-        "topology.my-master.opmodes",
-        "dns64 and nat64 must be on the same node",
+        "topology",
+        "needs DNS64",
+        "dns64.external-server",
     ),
     _rule(
-        "dns64-nat64-split-across-nodes",
-        "ipv6",
-        {"topology.my-master.opmodes": "master dns64", "topology.a-minion.opmodes": "minion nat64"},
+        "two-dns64-nodes",
+        "ipv6-split",
+        {"topology.a-minion.opmodes": "minion dns64 nat64"},
         "topology",
-        "only one node may run dns64/nat64",
+        "only one node may have opmode dns64",
+        "my-master, a-minion",
+    ),
+    _rule(
+        "dns64-opmode-and-external-server",
+        "ipv6",
+        {"dns64.external-server": "fd00:20::53"},
+        "topology.my-master.opmodes",
+        "has opmode dns64",
+        "dns64.external-server",
+    ),
+    _rule(
+        "nat64-opmode-and-external-gateway",
+        "ipv6-split",
+        {"nat64.external-gateway": "fd00:20::64"},
+        "topology.a-minion.opmodes",
+        "has opmode nat64",
+        "nat64.external-gateway",
     ),
     _rule("ipv6-without-dns64-node", "ipv6", {"topology.my-master.opmodes": "master"}, "topology", "dns64 and nat64"),
     _rule(
@@ -721,6 +772,49 @@ RULE_CASES: list[BadConfig] = [
         "dns64.allow_ipv6_use",
         "disagrees",
     ),
+    # the DNS64 server program and the site's own DNS64/NAT64
+    _rule("dns64-server-unknown", "ipv6", {"dns64.server": "powerdns"}, "dns64.server", "'powerdns'", "'unbound'"),
+    _rule("dns64-server-is-list", "ipv6", {"dns64.server": ["unbound"]}, "dns64.server", "'bind9' or 'unbound'"),
+    _rule("unknown-external-key", "ipv6-external", {"dns64.external_server": "fd00:20::53"},
+          "dns64.external_server", "did you mean 'external-server'"),
+    _rule("external-server-not-an-address", "ipv6-external", {"dns64.external-server": "dns.example.com"},
+          "dns64.external-server", "'dns.example.com'", "not a valid IP address"),
+    _rule("external-server-ipv4", "ipv6-external", {"dns64.external-server": "10.0.0.53"},
+          "dns64.external-server", "'10.0.0.53' is IPv4", "must be IPv6"),
+    _rule("external-server-cidr", "ipv6-external", {"dns64.external-server": "fd00:20::53/64"},
+          "dns64.external-server", "an address, not a CIDR"),
+    _rule("external-server-off-mgmt-net", "ipv6-external", {"dns64.external-server": "fd00:99::53"},
+          "dns64.external-server", "'fd00:99::53' is not on the management network", "dns64.external-via"),
+    _rule("external-server-is-a-node", "ipv6-external", {"dns64.external-server": "fd00:20::3"},
+          "dns64.external-server", "'fd00:20::3'", "management address of node 'a-minion'"),
+    _rule("external-server-in-pod-net", "ipv6-external", {"dns64.external-server": "fd00:40::53"},
+          "dns64.external-server", "inside pod_net.cidr"),
+    _rule("external-server-in-prefix", "ipv6-external", {"dns64.external-server": "64:ff9b::808:808"},
+          "dns64.external-server", "inside dns64.cidr"),
+    _rule("external-via-off-mgmt-net", "ipv6-external",
+          {"dns64.external-server": "fd00:99::53", "dns64.external-via": "fd00:98::1"},
+          "dns64.external-via", "'fd00:98::1'", "router on the management network"),
+    _rule("external-via-is-a-node", "ipv6-external",
+          {"dns64.external-server": "fd00:99::53", "dns64.external-via": "fd00:20::2"},
+          "dns64.external-via", "management address of node 'my-master'"),
+    _rule("external-via-not-needed", "ipv6-external", {"dns64.external-via": "fd00:20::1"},
+          "dns64.external-via", "not needed", "fd00:20::53"),
+    _rule("external-via-without-server", "ipv6", {"dns64.external-via": "fd00:20::1"},
+          "dns64.external-via", "only used with dns64.external-server"),
+    _rule("external-via-ipv4", "ipv6-external",
+          {"dns64.external-server": "fd00:99::53", "dns64.external-via": "10.0.0.1"}, "dns64.external-via", "IPv6"),
+    _rule("external-gateway-off-mgmt-net", "ipv6-external", {"nat64.external-gateway": "fd00:99::64"},
+          "nat64.external-gateway", "'fd00:99::64' is not on the management network", "router"),
+    _rule("external-gateway-network-address", "ipv6-external", {"nat64.external-gateway": "fd00:20::"},
+          "nat64.external-gateway", "network address of mgmt_net.cidr"),
+    _rule("external-gateway-is-a-node", "ipv6-external", {"nat64.external-gateway": "fd00:20::2"},
+          "nat64.external-gateway", "management address of node 'my-master'"),
+    _rule("external-gateway-ipv4", "ipv6-external", {"nat64.external-gateway": "172.18.0.1"},
+          "nat64.external-gateway", "must be IPv6"),
+    _rule("external-gateway-is-number", "ipv6-external", {"nat64.external-gateway": 64},
+          "nat64.external-gateway", "must be text", "got a number"),
+    _rule("dns64-prefix-contains-wkp", "ipv6-external", {"dns64.cidr": "64:ff9b::/64"},
+          "dns64.cidr", "contains the well-known prefix 64:ff9b::/96", "RFC 8215"),
     # --host
     _rule("host-misspelt", "ipv6", {}, "--host", "'my-mastr'", "did you mean 'my-master'", host="my-mastr"),
     _rule("host-unknown", "ipv4", {}, "--host", "'zeus'", "nodes: my-master, a-minion", host="zeus"),

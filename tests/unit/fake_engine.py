@@ -45,6 +45,8 @@ class EngineState:
     execs: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     exec_answer: ExecAnswer = field(default=lambda _name, _argv: (0, "", ""))
+    # What a container run to its end (`wait`) returns and prints, by name and argv: a tayga probe.
+    run_answer: ExecAnswer = field(default=lambda _name, _argv: (0, "", ""))
     # Requests ("METHOD /path") answered once with (status, message) instead of acting.
     fail_once: dict[str, tuple[int, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -169,7 +171,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._error(404, f"No such image: {body['Image']}")
             return
         network = body["HostConfig"]["NetworkMode"]
-        if network not in state.networks:
+        if network != "none" and network not in state.networks:
             self._error(404, f"network {network} not found")
             return
         cid = uuid.uuid4().hex
@@ -210,8 +212,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 network["Containers"].pop(container["Id"], None)
             del state.containers[name]
             self._send(204)
+        elif action == "wait":
+            argv = [*(container["Config"]["Entrypoint"] or []), *(container["Config"]["Cmd"] or [])]
+            code, out, err = state.run_answer(name, argv)
+            container["State"] = {"Running": False, "Status": "exited", "ExitCode": code, "Pid": 0}
+            container["Output"] = (out, err)
+            self._send(200, {"StatusCode": code})
         elif action == "logs":
-            self._send(200, raw=frame(1, b"named: started\n") + frame(2, b"named: giving up\n"),
+            out, err = container.get("Output", ("named: started\n", "named: giving up\n"))
+            self._send(200, raw=(frame(1, out.encode()) if out else b"") + (frame(2, err.encode()) if err else b""),
                        content_type="application/vnd.docker.raw-stream")
         elif action == "exec":
             if not container["State"]["Running"]:

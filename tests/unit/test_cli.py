@@ -205,6 +205,33 @@ def test_json_plan_node_without_cluster_role(kit: ConfigKit, tmp_path: Path, cap
     assert gw["roles"] == ["dns64", "nat64"]
 
 
+@pytest.mark.parametrize(
+    ("base", "changes", "expected"),
+    [
+        pytest.param("ipv6", {}, ["DNS64:           bind9 at fd00:10::100 on my-master, forwarding to 8.8.8.8 as "
+                                  "fd00:10:64:ff9b::808:808, runtime docker",
+                                  "NAT64:           tayga at fd00:10::200 / 172.18.0.200 (pool 172.18.0.128/25) on "
+                                  "my-master, runtime docker"], id="one-node"),
+        pytest.param("ipv6-split", {"dns64.server": "unbound"},
+                     ["DNS64:           unbound at fd00:10::100 on my-master, forwarding to 8.8.8.8 as "
+                      "fd00:10:64:ff9b::808:808, runtime docker",
+                      "NAT64:           tayga at fd00:10::200 / 172.18.0.200 (pool 172.18.0.128/25) on a-minion, "
+                      "runtime docker"], id="split"),
+        pytest.param("ipv6-external", {"dns64.external-server": "fd00:99::53", "dns64.external-via": "fd00:20::1"},
+                     ["DNS64 prefix:    64:ff9b::/96",
+                      "DNS64:           the site's, at fd00:99::53 via fd00:20::1",
+                      "NAT64:           the site's, via fd00:20::64"], id="the-sites"),
+    ],
+)
+def test_text_output_says_where_dns64_and_nat64_are(kit: ConfigKit, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    base: str, changes: dict[str, Any], expected: list[str]) -> None:
+    code, out, _ = _run(["validate", "--config", str(kit.write(tmp_path, kit.variant(base, changes)))], capsys)
+    assert code == 0
+    for line in expected:
+        assert line in out.splitlines(), out
+    assert ("support network: fd00:10::/64 + 172.18.0.0/16" in out) == (base != "ipv6-external")
+
+
 def test_text_output_names_mode_nodes_roles_addresses_routes(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(["validate", "--config", str(EXAMPLES_DIR / "ipv6.yaml")], capsys)
     lines = [line.split() for line in out.splitlines()]

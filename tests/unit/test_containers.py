@@ -16,7 +16,7 @@ from stepkit import SUPPORT_NODE, FakeNode, make_node
 
 from fake_host import FakeRunner
 from lazyjack.commands.node import dns64_nat64_steps
-from lazyjack.errors import CommandFailed, HostError
+from lazyjack.errors import CommandFailed, HostError, PreflightError
 from lazyjack.host.containers import (
     Engine,
     EngineConflict,
@@ -34,7 +34,6 @@ from lazyjack.steps.containers import (
     HASH_LABEL,
     NETWORK,
     EngineRef,
-    PrefixForward,
     SupportContainer,
     SupportNetwork,
     dns64_container,
@@ -42,7 +41,7 @@ from lazyjack.steps.containers import (
     nat64_container,
 )
 from lazyjack.steps.network import Routes, Sysctl
-from lazyjack.steps.support import Masquerade
+from lazyjack.steps.support import Masquerade, NativeServer, PrefixForward, SupportLink, SupportNamespace
 
 IMAGE = "lazyjack/tayga:latest"
 DNS_IMAGE = "lazyjack/bind9:latest"
@@ -603,3 +602,124 @@ def test_planning_with_podman_not_answering_starts_nothing(node: FakeNode, tmp_p
     node.host.proc = FakeRunner(installed=[])
     with pytest.raises(HostError, match="podman is not installed"):
         network.plan(node.context())
+
+
+# --- unbound, DNS64 and NAT64 on different nodes, what the image's tayga accepts ----------------------
+
+
+UNBOUND_IMAGE = "lazyjack/unbound:latest"
+
+
+def _with(ctx: Context, *, server: str | None = None, prefix: str | None = None,
+          roles: dict[str, tuple[str, ...]] | None = None, node: str | None = None) -> Context:
+    """ctx with another DNS64 server or prefix and/or nodes' roles changed (the plan made again), acting as `node`."""
+    from lazyjack.config.plan import build_plan
+
+    config, egress = ctx.config, ctx.egress
+    if server is not None:
+        egress = dataclasses.replace(egress, dns64=dataclasses.replace(egress.dns64, server=server,  # type: ignore[type-var]
+                                                                       image=UNBOUND_IMAGE))
+    if prefix is not None:
+        egress = dataclasses.replace(egress, prefix=IPv6Network(prefix))
+    config = dataclasses.replace(config, egress=egress)
+    if roles:
+        nodes = {name: dataclasses.replace(spec, roles=roles.get(name, spec.roles)) for name, spec in config.nodes.items()}
+        config = dataclasses.replace(config, nodes=nodes)
+    plan = build_plan(config)
+    return dataclasses.replace(ctx, config=config, plan=plan, node=plan.nodes[node or ctx.node.name])
+
+
+def test_unbound_container(node: FakeNode, ctx: Context, ref: EngineRef, engine_state: EngineState) -> None:
+    ctx = _with(ctx, server="unbound")
+    _ready(ctx, ref, engine_state)
+    engine_state.add_image(UNBOUND_IMAGE)
+    plan = dns64_container(ctx)
+    assert (plan.name, plan.image, plan.conf_name) == ("unbound", UNBOUND_IMAGE, "unbound.conf")
+    SupportContainer(ref, plan, "/tmp/lazyjack/dns64").apply(ctx)
+    body = engine_state.containers["unbound"]["Created"]
+    assert body["Entrypoint"] == ["unbound"] and body["Cmd"] == ["-d", "-c", "/etc/lazyjack/unbound.conf"]
+    conf = (node.root / "tmp/lazyjack/dns64/unbound.conf").read_text().splitlines()
+    for line in ('    directory: "/run/lazyjack"', '    pidfile: "/run/lazyjack/unbound.pid"',
+                 "    interface: fd00:10::100", "    dns64-prefix: fd00:10:64:ff9b::/96",
+                 "    forward-addr: fd00:10:64:ff9b::cb00:7135", "    access-control: fd00:20::/64 allow"):
+        assert line in conf
+    assert engine_state.execs_run("unbound")[-1] == ["ip", "-6", "route", "replace", "fd00:10:64:ff9b::/96",
+                                                     "via", "fd00:10::200"]
+
+
+def test_a_changed_dns64_server_replaces_the_old_container(
+    node: FakeNode, ctx: Context, ref: EngineRef, engine_state: EngineState
+) -> None:
+    _ready(ctx, ref, engine_state)
+    engine_state.add_image(UNBOUND_IMAGE)
+    SupportContainer(ref, dns64_container(ctx), "/tmp/lazyjack/dns64").apply(ctx)
+    unbound = SupportContainer(ref, dns64_container(_with(ctx, server="unbound")), "/tmp/lazyjack/dns64")
+    assert unbound.plan(ctx).changes == ("stop and remove bind9 (dns64.server changed)",
+                                         f"start unbound from {UNBOUND_IMAGE} at fd00:10::100")
+    unbound.apply(ctx)
+    assert sorted(engine_state.containers) == ["unbound"]
+    assert not unbound.plan(ctx).needed
+
+
+def test_split_nodes_run_one_container_each(node: FakeNode, ctx: Context, monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    from lazyjack.steps.containers import container_steps
+
+    roles = {SUPPORT_NODE: ("nat64",), "my-master": ("master", "dns64")}
+    gateway, resolver = _with(ctx, roles=roles), _with(ctx, roles=roles, node="my-master")
+    ref = EngineRef("docker", str(tmp_path / "e.sock"))
+    assert [type(s) for s in container_steps(gateway, "docker", ref.socket)] == [SupportNetwork, SupportContainer]
+    tayga = nat64_container(gateway)
+    # The DNS64 server's address lies in the support network, but its server is on the other node.
+    assert tayga.after_start[-1] == ("ip", "-6", "route", "replace", "fd00:10::100", "via", "fd00:10::1")
+    steps = container_steps(resolver, "docker", ref.socket)
+    assert [type(s) for s in steps] == [SupportNetwork, SupportContainer]
+    named = dns64_container(resolver)
+    assert named.name == "bind9" and all("fd00:10::200" not in argv for argv in named.after_start)
+    assert [type(s) for s in dns64_nat64_steps(resolver)] == [SupportNamespace, SupportLink, NativeServer,
+                                                               PrefixForward]  # the example's native runtime
+    monkeypatch.setenv("LAZYJACK_DOCKER_SOCKET", ref.socket)
+    general = ctx.config.general.model_copy(update={"dns64_nat64_runtime": "docker"})
+    for one in (gateway, resolver):
+        one.config = dataclasses.replace(one.config, general=general)
+    kinds = [type(s) for s in dns64_nat64_steps(resolver)]
+    assert kinds == [SupportNetwork, SupportContainer, PrefixForward]  # no IPv4 forwarding, pool or masquerade
+    forward = dns64_nat64_steps(resolver)[-1]
+    assert isinstance(forward, PrefixForward) and str(forward.prefix) == "fd00:10::/64"  # the support network
+    kinds = [type(s) for s in dns64_nat64_steps(gateway)]
+    assert kinds == [Sysctl, SupportNetwork, SupportContainer, PrefixForward, Routes, Masquerade]
+
+
+def test_the_images_tayga_is_asked_in_a_throwaway_container(
+    node: FakeNode, ctx: Context, ref: EngineRef, engine_state: EngineState
+) -> None:
+    ctx = _with(ctx, prefix="64:ff9b:1::/96")
+    _ready(ctx, ref, engine_state)
+    asked: list[dict[str, Any]] = []
+
+    def run(name: str, argv: list[str]) -> tuple[int, str, str]:
+        container = engine_state.containers[name]
+        conf = Path(container["HostConfig"]["Binds"][0].split(":")[0]).read_text()
+        asked.append({"argv": argv, "host": container["HostConfig"], "labels": container["Config"]["Labels"]})
+        if "prefix 64:ff9b:1::" in conf:
+            return 1, "", "Cannot use reserved address 64:ff9b:1::/96 in prefix directive, aborting...\n"
+        return 0, "Created persistent tun device nat64\n", ""
+
+    engine_state.run_answer = run
+    step = SupportContainer(ref, nat64_container(ctx), "/tmp/lazyjack/nat64")
+    with pytest.raises(PreflightError) as caught:
+        step.plan(ctx)
+    assert str(caught.value).startswith(
+        f"the tayga of image {IMAGE} refuses the NAT64 configuration for dns64.cidr 64:ff9b:1::/96: Cannot use "
+        "reserved address 64:ff9b:1::/96 in prefix directive, aborting...; prefixes it accepts: 64:ff9b::/96, "
+        "fd00:10:64:ff9b::/96")
+    assert asked[0]["argv"] == ["tayga", "--config", "/etc/lazyjack/tayga.conf", "--mktun"]
+    host = asked[0]["host"]
+    assert host["NetworkMode"] == "none" and host["CapAdd"] == ["NET_ADMIN"] and "Privileged" not in host
+    assert asked[0]["labels"] == {"lazyjack": "probe"}
+    assert engine_state.containers == {}  # every throwaway container removed
+
+    wkp = _with(ctx, prefix="64:ff9b::/96")
+    accepted = SupportContainer(ref, nat64_container(wkp), "/tmp/lazyjack/nat64")
+    assert accepted.plan(wkp).needed
+    assert "ipv6-addr fd00:10::200" in accepted.server.conf_text.splitlines()

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
 
 from lazyjack.cli import build_parser, translate_go_flags
 from lazyjack.config import load_config
+from lazyjack.config.model import Config
+from lazyjack.config.plan import Plan, build_plan
 from lazyjack.lab import LabError
 from lazyjack.lab.checks import Check, table
 from lazyjack.lab.cni import plugin_stdin, pod_addresses
 from lazyjack.lab.internet import InternetPlan, named_conf, plan_internet, zone_text
 from lazyjack.lab.sandbox import lab_config as _lab_config
+from lazyjack.lab.site import plan_site
 from lazyjack.lab.snapshot import _firewall, differences
 from lazyjack.lab.state import LabState, NodeState, check_name, lab_name_for, resolve_lab
 
@@ -72,15 +75,26 @@ def test_differences_name_what_was_left_and_what_went_missing() -> None:
 
 def test_internet_uses_remote_server_and_a_www_address_of_its_own() -> None:
     config = load_config(EXAMPLES / "ipv6.yaml", require_token=False)
-    plan = plan_internet(config, netns="i", node="my-master", node_netns="lj-my-master", uplink="eth0")
+    plan = plan_internet(config, netns="i", uplinks=[("my-master", "lj-my-master", "eth0"), ("site", "s", "eth0")])
     assert plan.dns == IPv4Address("203.0.113.53") and plan.www == IPv4Address("203.0.113.80")
+    # One /30 of 198.51.100.0/24 per uplink: the internet's end first.
+    assert [(str(u.inside), str(u.outside), u.wan) for u in plan.uplinks] == [
+        ("198.51.100.1/30", "198.51.100.2/30", "wan0"), ("198.51.100.5/30", "198.51.100.6/30", "wan1")]
     zone = zone_text(plan)
     assert "www IN A 203.0.113.80" in zone and "AAAA" not in zone
     conf = named_conf(plan, Path("/lab/dns"))
     for private in ('pid-file "/lab/dns/named.pid"', 'lock-file "/lab/dns/named.lock"',
-                    'session-keyfile "/lab/dns/session.key"', "recursion no;"):
+                    'session-keyfile "/lab/dns/session.key"', "recursion no;",
+                    'zone "ipv4only.arpa" { type primary; file "/lab/dns/ipv4only.arpa.zone"; };'):
         assert private in conf
     assert InternetPlan.from_state(plan.to_state()) == plan
+
+
+def test_internet_state_of_a_lab_made_before_several_uplinks() -> None:
+    old = {"netns": "i", "dns": "203.0.113.53", "www": "203.0.113.80", "node": "my-master",
+           "node_netns": "lj-my-master", "uplink": "eth0"}
+    plan = InternetPlan.from_state(old)
+    assert [(u.node, u.netns, u.interface, u.index) for u in plan.uplinks] == [("my-master", "lj-my-master", "eth0", 0)]
 
 
 def test_internet_refuses_a_remote_server_outside_its_range(tmp_path: Path) -> None:
@@ -88,7 +102,20 @@ def test_internet_refuses_a_remote_server_outside_its_range(tmp_path: Path) -> N
     (tmp_path / "c.yaml").write_text(text)
     config = load_config(tmp_path / "c.yaml", require_token=False)
     with pytest.raises(LabError, match=r"remote_server is 8\.8\.8\.8.*203\.0\.113\.0/24"):
-        plan_internet(config, netns="i", node="n", node_netns="lj-n", uplink="eth0")
+        plan_internet(config, netns="i", uplinks=[("n", "lj-n", "eth0")])
+
+
+def test_internet_of_the_well_known_prefix_is_in_the_shared_address_space(tmp_path: Path) -> None:
+    text = (EXAMPLES / "ipv6.yaml").read_text().replace("fd00:10:64:ff9b::/96", "64:ff9b::/96")
+    (tmp_path / "c.yaml").write_text(text)
+    config = load_config(tmp_path / "c.yaml", require_token=False)
+    with pytest.raises(LabError, match=r"remote_server is 203\.0\.113\.53; with the well-known prefix 64:ff9b::/96 "
+                                       r"tayga translates only .* uses 100\.64\.113\.0/24 instead.*100\.64\.113\.53"):
+        plan_internet(config, netns="i", uplinks=[("n", "lj-n", "eth0")])
+    (tmp_path / "c.yaml").write_text(text.replace("203.0.113.53", "100.64.113.53"))
+    config = load_config(tmp_path / "c.yaml", require_token=False)
+    plan = plan_internet(config, netns="i", uplinks=[("n", "lj-n", "eth0")])
+    assert (plan.dns, plan.www) == (IPv4Address("100.64.113.53"), IPv4Address("100.64.113.80"))
 
 
 @pytest.mark.parametrize(("set_line", "expected"), [("", "native"), ("    dns64-nat64-runtime: docker\n", "docker")])
@@ -141,3 +168,39 @@ def test_lab_parser_and_exec_argv() -> None:
     up = build_parser().parse_args(["lab", "up", "--config", "f.yaml", "--name", "n"])
     assert (up.config, up.name, up.skip_phases) == ("f.yaml", "n", None)
     assert build_parser().parse_args(["validate"]).config is None  # so that lab can tell "not given"
+
+
+def _site_config(tmp_path: Path, replace: dict[str, str]) -> tuple[Config, Plan]:
+    text = (EXAMPLES / "ipv6.yaml").read_text()
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new)
+    (tmp_path / "c.yaml").write_text(text)
+    config = load_config(tmp_path / "c.yaml", require_token=False)
+    return config, build_plan(config)
+
+
+def test_the_lab_plays_the_site_a_config_names(tmp_path: Path) -> None:
+    config, plan = _site_config(tmp_path, {"opmodes: master dns64 nat64": "opmodes: master",
+                                           "    v4_cidr: 172.18.0.128/25\n": "    external-gateway: fd00:20::64\n",
+                                           "    remote_server: 203.0.113.53\n": "    external-server: fd00:99::53\n"
+                                                                               "    external-via: fd00:20::1\n"})
+    site = plan_site(config, plan, netns="s")
+    assert site is not None
+    assert [str(a) for a in site.on_switch] == ["fd00:20::64/64", "fd00:20::1/64"]
+    assert site.dns64 == IPv6Address("fd00:99::53") and site.behind  # on its loopback, behind it as router
+    # Its pool stays clear of the config's IPv4 networks (the example's support_net is 172.18.0.0/16).
+    assert (str(site.pool), str(site.tayga_v4), str(site.dynamic_pool)) == \
+        ("172.31.255.0/24", "172.31.255.1/24", "172.31.255.128/25")
+    assert site.routes == ()
+    assert [str(n) for n in site.clients] == ["fd00:20::/64", "fd00:40::/72", "::1/128"]
+
+
+def test_the_sites_nat64_routes_back_to_the_clusters_own_dns64_server(tmp_path: Path) -> None:
+    config, plan = _site_config(tmp_path, {"opmodes: master dns64 nat64": "opmodes: master dns64",
+                                           "    v4_cidr: 172.18.0.128/25\n": "    external-gateway: fd00:20::64\n"})
+    site = plan_site(config, plan, netns="s")
+    assert site is not None and site.dns64 is None and not site.behind
+    assert [str(a) for a in site.on_switch] == ["fd00:20::64/64"]
+    assert [(str(n), str(g)) for n, g in site.routes] == [("fd00:10::/64", "fd00:20::2")]
+    assert plan_site(load_config(EXAMPLES / "ipv6.yaml", require_token=False), plan, netns="s") is None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from lazyjack import addresses
 from lazyjack.addresses import PlanError, embed_ipv4
 from lazyjack.config import plan
 from lazyjack.config.plan import (
@@ -354,3 +355,81 @@ def test_served_networks_are_the_cluster_and_localhost(kit: ConfigKit, mode: str
     """Who may use DNS64/NAT64: management, pod and support networks and localhost; not the service network."""
     config = kit.load(kit.variant(mode))
     assert [str(n) for n in plan.served_networks(config)] == expected
+
+
+# --- DNS64 and NAT64 on different nodes, and the site's own ----------------------------------------
+
+
+def test_split_dns64_and_nat64_routes(make_plan: MakePlan) -> None:
+    """DNS64 on the master, NAT64 on the minion (ipv6-split): the prefix via the NAT64 node, the resolver via
+    the DNS64 node, and on the NAT64 node the resolver's own address via the DNS64 node."""
+    p = make_plan("ipv6-split", {"topology.other": {"interface": "eth1", "opmodes": "minion", "id": 4}})
+    master, gateway, other = p.nodes["my-master"], p.nodes["a-minion"], p.nodes["other"]
+
+    prepare = {n: {(str(r.destination), str(r.gateway), r.device) for r in p.nodes[n].routes if r.phase == "prepare"}
+               for n in p.nodes}
+    assert prepare["my-master"] == {("fd00:10:64:ff9b::/96", "fd00:20::3", "eth1")}
+    assert prepare["a-minion"] == {
+        ("fd00:10:64:ff9b::/96", "fd00:10::200", None),  # into tayga, over the support network
+        ("172.18.0.128/25", "172.18.0.200", None),
+        ("fd00:10::100/128", "fd00:20::2", "eth1"),  # the DNS64 server, though inside its own support network
+    }
+    assert prepare["other"] == {("fd00:10:64:ff9b::/96", "fd00:20::3", "eth1"), ("fd00:10::/64", "fd00:20::2", "eth1")}
+    assert {n.nameserver for n in (master, gateway, other)} == {ip_address("fd00:10::100")}
+    assert p.dns64_node is master and p.nat64_node is gateway
+
+
+def test_split_keeps_the_combined_routes_unchanged(make_plan: MakePlan) -> None:
+    """One node with both opmodes (lazyjack 1.x) routes exactly as before."""
+    p = make_plan("ipv6")
+    assert [(str(r.destination), str(r.gateway), r.device) for r in p.nodes["a-minion"].routes if r.phase == "prepare"] \
+        == [("fd00:10:64:ff9b::/96", "fd00:20::2", "eth1"), ("fd00:10::/64", "fd00:20::2", "eth1")]
+    assert [(str(r.destination), str(r.gateway), r.device) for r in p.nodes["my-master"].routes
+            if r.phase == "prepare"] == [("fd00:10:64:ff9b::/96", "fd00:10::200", None),
+                                         ("172.18.0.128/25", "172.18.0.200", None)]
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        pytest.param({}, {("64:ff9b::/96", "fd00:20::64", "eth1")}, id="both-on-the-management-network"),
+        pytest.param({"dns64.external-server": "fd00:99::53", "dns64.external-via": "fd00:20::1"},
+                     {("64:ff9b::/96", "fd00:20::64", "eth1"), ("fd00:99::53/128", "fd00:20::1", "eth1")},
+                     id="dns64-behind-a-router"),
+    ],
+)
+def test_the_sites_own_dns64_and_nat64(make_plan: MakePlan, changes: dict[str, Any],
+                                       expected: set[tuple[str, str, str]]) -> None:
+    p = make_plan("ipv6-external", changes)
+    for node in p.nodes.values():
+        assert {(str(r.destination), str(r.gateway), r.device) for r in node.routes if r.phase == "prepare"} == expected
+        assert node.nameserver == ip_address(changes.get("dns64.external-server", "fd00:20::53"))
+    assert p.dns64_node is None and p.nat64_node is None and p.dns64_forwarder is None
+
+
+def test_own_dns64_with_the_sites_nat64(make_plan: MakePlan) -> None:
+    p = make_plan("ipv6-split", {"topology.a-minion.opmodes": "minion", "nat64": {"external-gateway": "fd00:20::64"}})
+    assert [(str(r.destination), str(r.gateway)) for r in p.nodes["my-master"].routes if r.phase == "prepare"] == [
+        ("fd00:10:64:ff9b::/96", "fd00:20::64")]
+    assert _routes(tuple(r for r in p.nodes["a-minion"].routes if r.phase == "prepare")) == {
+        ("fd00:10:64:ff9b::/96", "fd00:20::64"), ("fd00:10::/64", "fd00:20::2")}
+    assert p.dns64_forwarder == ip_address("fd00:10:64:ff9b::808:808")
+
+
+# --- RFC 7050: the prefix behind ipv4only.arpa ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["64:ff9b::/96", "fd00:10:64:ff9b::/96", "2001:db8:122:344::/64",
+                                    "2001:db8:122:300::/56", "2001:db8:122::/48", "2001:db8:100::/40",
+                                    "2001:db8::/32"])
+def test_discovered_prefix_of_each_rfc6052_length(prefix: str) -> None:
+    network = IPv6Network(prefix)
+    answers = [embed_ipv4(network, a) for a in addresses.IPV4ONLY_ADDRESSES]
+    assert addresses.discovered_prefixes(answers) == [network]
+    assert [addresses.embedded_ipv4(a, network.prefixlen) for a in answers] == list(addresses.IPV4ONLY_ADDRESSES)
+
+
+def test_discovered_prefixes_ignore_other_addresses_and_keep_answer_order() -> None:
+    answers = [ip_address("2001:db8::1"), ip_address("fd00:10:64:ff9b::c000:ab"), ip_address("64:ff9b::c000:aa")]
+    assert addresses.discovered_prefixes(answers) == [IPv6Network("fd00:10:64:ff9b::/96"), IPv6Network("64:ff9b::/96")]  # type: ignore[arg-type]
+    assert addresses.discovered_prefixes([]) == []

@@ -4,7 +4,8 @@ Hypothesis builds valid configurations of every mode, plugin, runtime and Kubern
 with awkward but legal values: unicode and punctuation in paths and interface names, node names
 and IDs at their limits, networks of unusual sizes. Each is validated, planned, and every file
 lazyjack writes is rendered for every node (kubeadm for every API version, the CNI conflist,
-named.conf, tayga.conf, the kubelet drop-in, the hosts and resolv.conf edits). A second property
+named.conf or unbound.conf, tayga.conf, the kubelet drop-in, the hosts and resolv.conf edits), with
+DNS64 and NAT64 on one node, on two, or the site's own. A second property
 feeds arbitrary text into the string fields: the rules either refuse it (a ConfigError naming
 the field) or the files are rendered. Derandomized, no example database: the same examples in
 every run, fast enough for CI.
@@ -201,23 +202,45 @@ def configs(draw: Any, *, mode: str, runtime: str | None, plugin: str | None, li
     if mode == "ipv6":
         data |= draw(ipv6_nets(ids))
         general["dns64-nat64-runtime"] = runtime
+        mgmt = ip_network(data["mgmt_net"]["cidr"])
+        # Where DNS64 and NAT64 are: one node (1.x), two nodes, or the site's own (one of them, or both).
+        dns64_at, nat64_at = draw(st.sampled_from([("node", "node"), ("node", "other"), ("site", "node"),
+                                                   ("node", "site"), ("site", "site")]))
         gateway = draw(st.sampled_from([*names, "separate"]))
         if gateway == "separate":
             extra = "dns-" + names[0][:50].rstrip(".-")
             big = draw(st.sampled_from([4, 256, 4095, 65535]))
-            mgmt = ip_network(data["mgmt_net"]["cidr"])
             gw_id = big if big < mgmt.num_addresses and big not in ids else max(ids) + 1 if max(ids) < 255 else 1
             if gw_id >= 2 and extra not in topology:
-                topology[extra] = {"interface": draw(interfaces()), "opmodes": "dns64 nat64", "id": gw_id}
+                topology[extra] = {"interface": draw(interfaces()), "opmodes": "", "id": gw_id}
+                gateway = extra
             else:
-                topology[names[0]]["opmodes"] += " dns64 nat64"
-        else:
-            topology[gateway]["opmodes"] += " nat64 dns64"
-        allow = draw(st.sampled_from([None, True, False]))
-        if allow is not None:
-            data["dns64"][draw(st.sampled_from(["allow_aaaa_use", "allow_ipv6_use"]))] = allow
-        data["dns64"]["image"] = draw(st.sampled_from(IMAGES))
-        data["nat64"]["image"] = draw(st.sampled_from(IMAGES))
+                gateway = names[0]
+        other = next((n for n in topology if n != gateway), None)
+        opmodes = {"dns64": gateway if dns64_at == "node" else None,
+                   "nat64": (other or gateway) if nat64_at == "other" else gateway if nat64_at == "node" else None}
+        for role, node in opmodes.items():
+            if node is not None:
+                topology[node]["opmodes"] = (topology[node]["opmodes"] + f" {role}").strip()
+        for name in [n for n, spec in topology.items() if not spec["opmodes"]]:
+            del topology[name]  # a separate node that was left without a role
+        site = {"dns64": ("external-server", 0xFF53), "nat64": ("external-gateway", 0xFF64)}
+        for role, node in opmodes.items():
+            if node is None:
+                key, host = site[role]
+                data[role] = {k: v for k, v in data[role].items() if k == "cidr"} | {key: str(mgmt[host])}
+        if dns64_at == nat64_at == "site":
+            del data["support_net"]
+        if dns64_at == "node":
+            allow = draw(st.sampled_from([None, True, False]))
+            if allow is not None:
+                data["dns64"][draw(st.sampled_from(["allow_aaaa_use", "allow_ipv6_use"]))] = allow
+            data["dns64"]["image"] = draw(st.sampled_from(IMAGES))
+            server = draw(st.sampled_from([None, "bind9", "unbound"]))
+            if server is not None:
+                data["dns64"]["server"] = server
+        if nat64_at != "site":
+            data["nat64"]["image"] = draw(st.sampled_from(IMAGES))
     else:
         v4 = draw(ipv4_nets())
         data |= v4

@@ -8,16 +8,17 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from ipaddress import ip_network
 from pathlib import Path
 
-from lazyjack.addresses import IPAddr
+from lazyjack.addresses import IPV4ONLY_NAME, IPAddr, discovered_prefixes
 from lazyjack.config.model import Config
-from lazyjack.config.plan import NodePlan, Plan, Route, kubeadm_api_for, kubernetes_minor, served_networks
+from lazyjack.config.plan import NodePlan, Plan, kubeadm_api_for, kubernetes_minor, served_networks
 from lazyjack.errors import CommandFailed, HostError, PreflightError, describe_failure
 from lazyjack.host import Host
 from lazyjack.host.netns import support_netns
 from lazyjack.render.cni import CONFLIST_NAME, render_conflist
-from lazyjack.render.dns64 import named_conf
+from lazyjack.render.dns64 import dns64_conf
 from lazyjack.render.etcfiles import hosts_with_nodes, resolv_with_nameserver
 from lazyjack.render.kubeadm import render_kubeadm_config
 from lazyjack.render.kubelet import DROPIN_PATH, render_kubelet_dropin
@@ -54,6 +55,8 @@ LOCK_PATH = f"{STATE_DIR}/lock"
 class Preflight:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # The site's DNS64 server cannot be asked before prepare has set up the way to it: ask after.
+    ask_dns64_after: bool = False
 
 
 def forwarding_sysctls(node: NodePlan) -> list[Sysctl]:
@@ -73,8 +76,12 @@ def prepare_steps(ctx: Context) -> list[Step]:
     steps += [ManagementAddress(node.interface, a) for a in node.management]
     steps.append(LinkMtu(node.interface, config.mtu))
     steps += forwarding_sysctls(node)
-    if node.is_nat64 and config.mode == "ipv6":
+    if (node.is_dns64 or node.is_nat64) and config.mode == "ipv6":
         steps += dns64_nat64_steps(ctx)
+    away = [r for r in node.routes if r.phase == "prepare" and r.device is not None]
+    if not node.is_cluster_node and away:
+        # A node that only runs DNS64 or NAT64 reaches the other one's node through the management network.
+        steps.append(Routes("the other DNS64/NAT64 node", away))
     if node.is_cluster_node:
         entries = [(n.name, _primary_ip(config, n)) for n in plan.cluster_nodes()]
         nameserver = node.nameserver
@@ -94,55 +101,56 @@ def prepare_steps(ctx: Context) -> list[Step]:
         # It holds the bootstrap token.
         steps.append(KubeadmConfigFile(kubeadm_conf_path(ctx), kubeadm, mode=0o600, label="kubeadm config",
                                        secret=True))
-        support = [r for r in node.routes if r.phase == "prepare" and r.device is not None]
-        if support:
-            steps.append(Routes("the DNS64 prefix and support network", support))
+        if away:
+            steps.append(Routes("the DNS64 prefix and support network", away))
     return steps
 
 
 def dns64_nat64_steps(ctx: Context) -> list[Step]:
-    """The DNS64/NAT64 node: the support network, both servers, routes to them, masquerade."""
+    """A node with opmode dns64 and/or nat64: the support network, its server(s), routes to them, forwarding."""
     node, egress = ctx.node, ctx.egress
+    support = egress.support
+    assert support is not None
     runtime = ctx.config.general.dns64_nat64_runtime
+    # Only the cluster may use the servers (served_networks); everyone else is refused or dropped.
     served = served_networks(ctx.config)
-    masquerade = Masquerade(egress.support.v4cidr, egress.support.cidr, ctx.host.net.default_route_dev(socket.AF_INET),
-                            served)
+    # The NAT64 node masquerades the pool out of its uplink and lets the cluster's traffic to the DNS64 prefix
+    # through FORWARD; a node with DNS64 only lets the cluster's queries to its server through, and the
+    # server's own to the DNS64 prefix (through NAT64, here or elsewhere) and their answers.
+    masquerade: list[Step] = []
+    if node.is_nat64:
+        masquerade.append(Masquerade(support.v4cidr, support.cidr, ctx.host.net.default_route_dev(socket.AF_INET),
+                                     served))
+    forward = [PrefixForward(egress.prefix, served) if node.is_nat64
+               else PrefixForward(support.cidr, (*served, egress.prefix))]
+    ipv4 = [Sysctl("net.ipv4.ip_forward", "1")] if node.is_nat64 else []
+    local = [r for r in node.routes if r.phase == "prepare" and r.device is None]
     if runtime in ("docker", "podman"):
         # Only this node, and only with an engine, talks to the Docker Engine API (http.client, json).
         from lazyjack.host.containers import socket_for
         from lazyjack.steps.containers import container_steps
 
         # The engine's bridge holds the support network's gateways; the kernel picks it for the routes.
-        engine_routes = [r._replace(device=None) for r in node.routes if r.phase == "prepare"]
-        return [
-            Sysctl("net.ipv4.ip_forward", "1"),
-            *container_steps(ctx, runtime, socket_for(runtime)),
-            Routes("the DNS64 prefix and NAT64 pool", engine_routes),
-            # Engines masquerade their networks only with their own iptables rules on (often off on
-            # Kubernetes nodes), and docker's FORWARD chain drops new IPv6 connections into the bridge.
-            masquerade,
-        ]
+        # Engines masquerade their networks only with their own iptables rules on (often off on Kubernetes
+        # nodes), and docker's FORWARD chain drops new IPv6 connections into the bridge.
+        routes = [Routes("the DNS64 prefix and NAT64 pool", local)] if local else []
+        return [*ipv4, *container_steps(ctx, runtime, socket_for(runtime)), *forward, *routes, *masquerade]
     netns = support_netns(ctx.root)
-    routes = [Route(r.destination, r.gateway, r.purpose, r.phase, SUPPORT_LINK) for r in node.routes
-              if r.phase == "prepare"]
+    routes = [Routes("the DNS64 prefix and NAT64 pool", [r._replace(device=SUPPORT_LINK) for r in local])] if local else []
     nat64_dir, dns64_dir = (f"{ctx.work_area.rstrip('/')}/{server}" for server in ("nat64", "dns64"))
 
     def state_dir(directory: str) -> str:
         return str(ctx.real_path(directory) / "data")
 
-    return [
-        Sysctl("net.ipv4.ip_forward", "1"),
-        SupportNamespace(netns),
-        SupportLink(netns),
-        NativeServer(netns, "tayga", tayga_conf(egress, data_dir=state_dir(nat64_dir)), nat64_dir),
-        NativeServer(netns, "named", named_conf(egress, state_dir=state_dir(dns64_dir), clients=served), dns64_dir),
-        Routes("the DNS64 prefix and NAT64 pool", routes),
-        masquerade,
-        # An IPv6 FORWARD policy of DROP (docker on the host sets it) would stop the cluster's
-        # new connections to NAT64 addresses: the DNS64 prefix lies outside the support network.
-        # Anyone outside the cluster is dropped.
-        PrefixForward(egress.dns64.cidr, served),
-    ]
+    servers: list[Step] = []
+    if node.is_nat64:
+        servers.append(NativeServer(netns, "tayga", tayga_conf(egress, data_dir=state_dir(nat64_dir)), nat64_dir))
+    if node.is_dns64 and egress.dns64 is not None:
+        conf = dns64_conf(egress, state_dir=state_dir(dns64_dir), clients=served)
+        servers.append(NativeServer(netns, egress.dns64.program, conf, dns64_dir))
+    # An IPv6 FORWARD policy of DROP (docker on the host sets it) would stop the cluster's new connections
+    # to NAT64 addresses: the DNS64 prefix lies outside the support network. Anyone outside the cluster is dropped.
+    return [*ipv4, SupportNamespace(netns), SupportLink(netns), *servers, *routes, *masquerade, *forward]
 
 
 def _primary_ip(config: Config, node: NodePlan) -> IPAddr:
@@ -224,6 +232,12 @@ def preflight(ctx: Context, command: str, steps: list[Step]) -> Preflight:
                     f"{node.interface} holds the default IPv{version} route; lazyjack changes its addresses and MTU, "
                     "so use a management interface you do not reach this host through"
                 )
+        if uses_external_dns64(ctx):
+            found = check_external_dns64(ctx)
+            if found is None:
+                result.ask_dns64_after = True
+            else:
+                result.warnings += found
     if command == "up" and node.is_cluster_node:
         programs = [p for p in ("kubelet", "kubeadm") if p not in ctx.skip_phases]
         for program in programs:
@@ -265,6 +279,49 @@ def _ca_problems(ctx: Context) -> list[str]:
     if digest != wanted:
         return [f"{where}/ca.crt does not match general.token-cert-hash (its hash is {digest}): the minions would "
                 "not trust this master; run `lazyjack init` on the master and hand its config to the minions"]
+    return []
+
+
+def uses_external_dns64(ctx: Context) -> bool:
+    """Whether this node's nameserver is the site's own DNS64 server."""
+    egress = ctx.config.egress
+    return egress is not None and egress.site_dns64 is not None and ctx.node.is_cluster_node
+
+
+def check_external_dns64(ctx: Context) -> list[str] | None:
+    """RFC 7050 on dns64.external-server: warnings when it synthesises no AAAA for ipv4only.arpa, or in
+    another prefix than dns64.cidr; None when this node has no way to it yet (prepare makes it)."""
+    site, prefix = ctx.egress.site_dns64, ctx.egress.prefix
+    assert site is not None
+    server, net, node = site.server, ctx.host.net, ctx.node
+    ready = all(a in net.addresses(node.interface) for a in node.management if a.version == 6)
+    if site.via is not None:
+        ready = ready and net.route(ip_network(server)) is not None
+    what = f"dns64.external-server {server}"
+    try:
+        answer = ctx.host.dns.aaaa(server, IPV4ONLY_NAME)
+    except TimeoutError as exc:
+        if not ready:
+            return None
+        return [f"{what} gave no answer for {IPV4ONLY_NAME} AAAA ({exc}); the nodes use it as their first nameserver"]
+    except OSError as exc:
+        if not ready:
+            return None
+        return [f"cannot ask {what} for {IPV4ONLY_NAME} AAAA: {exc.strerror or exc}"]
+    if answer.rcode != 0 or not answer.addresses:
+        return [f"{what} synthesised no AAAA for {IPV4ONLY_NAME} (it answered {answer.status} with "
+                f"{len(answer.addresses)} AAAA; RFC 7050): it does not seem to do DNS64, so IPv4-only names "
+                "would have no IPv6 address for the cluster"]
+    found = discovered_prefixes(answer.addresses)
+    if not found:
+        shown = ", ".join(map(str, answer.addresses))
+        return [f"{what} answered {IPV4ONLY_NAME} AAAA with {shown}, in which neither 192.0.0.170 nor "
+                "192.0.0.171 is embedded (RFC 6052): its prefix is unknown"]
+    if prefix not in found:
+        prefixes = " and ".join(map(str, found))
+        return [f"{what} synthesises in {prefixes}, not in dns64.cidr {prefix}: the nodes route only "
+                f"{prefix} to the NAT64 gateway; set dns64.cidr: {found[0]}"]
+    ctx.report(f"  · {what} synthesises in {prefix} ({IPV4ONLY_NAME}, RFC 7050)")
     return []
 
 
@@ -377,6 +434,8 @@ def run_node_command(host: Host, config: Config, plan: Plan, node_name: str, opt
                 )
             result = apply_steps(ctx, steps, command=opts.command, journal=journal, dry_run=opts.dry_run,
                                  rollback=opts.rollback)
+            if check.ask_dns64_after:
+                _ask_dns64_after(ctx, dry_run=opts.dry_run, failed=bool(result.errors))
         elif opts.command == "down":
             result = _down(ctx, journal, opts)
         else:
@@ -387,6 +446,21 @@ def run_node_command(host: Host, config: Config, plan: Plan, node_name: str, opt
         raise HostError(f"{opts.command} finished with {len(result.errors)} error(s):\n"
                         + "\n".join(f"  - {e}" for e in result.errors))
     return result
+
+
+def _ask_dns64_after(ctx: Context, *, dry_run: bool, failed: bool) -> None:
+    """The RFC 7050 check pre-flight could not make: now that prepare has set up the way to the server."""
+    site = ctx.egress.site_dns64
+    assert site is not None
+    if dry_run or failed:
+        ctx.report(f"  · dns64.external-server {site.server} is asked (RFC 7050) once prepare has set up "
+                   "the way to it")
+        return
+    warnings = check_external_dns64(ctx)
+    if warnings is None:
+        warnings = [f"dns64.external-server {site.server} is still unreachable after prepare"]
+    for warning in warnings:
+        ctx.report(f"  ! warning: {warning}")
 
 
 def _state(command: str) -> str:

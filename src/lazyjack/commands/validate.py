@@ -47,14 +47,7 @@ def describe_plan(config: Config, plan: Plan, *, host: str | None = None) -> str
         f"API server:      {plan.api_advertise_address} on {plan.master.name}",
         f"kubeadm API:     {api}",
     ]
-    egress = config.egress
-    if egress is not None:
-        lines.append(
-            f"DNS64/NAT64:     {egress.dns64.ip} / {egress.nat64.ip} on support network "
-            f"{egress.support.cidr} + {egress.support.v4cidr}, prefix {egress.dns64.cidr}, "
-            f"forwarder {plan.dns64_forwarder} ({egress.dns64.remote_server}), "
-            f"runtime {config.general.dns64_nat64_runtime}"
-        )
+    lines += _egress(config, plan)
     for node in plan.nodes.values():
         marker = "  <- --host" if host == node.name else ""
         lines.append("")
@@ -75,3 +68,27 @@ def describe_plan(config: Config, plan: Plan, *, host: str | None = None) -> str
                          f"other nodes ({len(pod_routes)} routes) via their management addresses  [up]"
                          f"  (--host {node.name} lists them)")
     return "\n".join(lines)
+
+
+def _egress(config: Config, plan: Plan) -> list[str]:
+    """ipv6 mode: where the DNS64 server and the NAT64 gateway are, the cluster's or the site's."""
+    egress = config.egress
+    if egress is None:
+        return []
+    lines = [f"DNS64 prefix:    {egress.prefix}"]
+    runtime = config.general.dns64_nat64_runtime
+    if egress.dns64 is not None and plan.dns64_node is not None:
+        lines.append(f"DNS64:           {egress.dns64.server} at {egress.dns64.ip} on {plan.dns64_node.name}, forwarding "
+                     f"to {egress.dns64.remote_server} as {plan.dns64_forwarder}, runtime {runtime}")
+    elif egress.site_dns64 is not None:
+        via = f" via {egress.site_dns64.via}" if egress.site_dns64.via is not None else ""
+        lines.append(f"DNS64:           the site's, at {egress.site_dns64.server}{via}")
+    if egress.nat64 is not None and plan.nat64_node is not None:
+        nat64 = egress.nat64
+        lines.append(f"NAT64:           tayga at {nat64.ip} / {nat64.v4_ip} (pool {nat64.v4_cidr}) on "
+                     f"{plan.nat64_node.name}, runtime {runtime}")
+    else:
+        lines.append(f"NAT64:           the site's, via {egress.site_gateway}")
+    if egress.support is not None:
+        lines.append(f"support network: {egress.support.cidr} + {egress.support.v4cidr}")
+    return lines

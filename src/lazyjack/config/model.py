@@ -60,7 +60,7 @@ class Config:
     @property
     def allow_aaaa(self) -> bool:
         """dns64.allow_aaaa_use (or its 1.x name allow_ipv6_use): real AAAA records are used when they exist."""
-        return self.egress.dns64.allow_aaaa if self.egress else False
+        return self.egress.dns64.allow_aaaa if self.egress and self.egress.dns64 else False
 
     @property
     def token(self) -> str:

@@ -24,8 +24,13 @@ class Roles:
 
     @property
     def is_nat64(self) -> bool:
-        """The DNS64/NAT64 node (validation keeps dns64 and nat64 together)."""
+        """The NAT64 node (it may be the DNS64 node too)."""
         return "nat64" in self.roles
+
+    @property
+    def is_dns64(self) -> bool:
+        """The DNS64 node (it may be the NAT64 node too)."""
+        return "dns64" in self.roles
 
 
 @dataclass(frozen=True)

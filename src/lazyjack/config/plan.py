@@ -182,6 +182,10 @@ class Plan:
     def nat64_node(self) -> NodePlan | None:
         return next((n for n in self.nodes.values() if n.is_nat64), None)
 
+    @property
+    def dns64_node(self) -> NodePlan | None:
+        return next((n for n in self.nodes.values() if n.is_dns64), None)
+
     def cluster_nodes(self) -> list[NodePlan]:
         """Master and minions, sorted by name (the order of /etc/hosts lines)."""
         return sorted((n for n in self.nodes.values() if n.is_cluster_node), key=lambda n: n.name)
@@ -236,26 +240,45 @@ def _pod_routes(node: NodePlan, targets: list[tuple[str, IPNet, IPAddr, str]]) -
     return [Route(subnet, gw, purpose, "up", dev) for name, subnet, gw, purpose in targets if name != node.name]
 
 
-def _support_routes(config: Config, node: NodePlan, nat64_node: NodePlan | None) -> list[Route]:
-    """IPv6 mode: the routes that reach the DNS64 prefix and the support network."""
+def _egress_routes(config: Config, node: NodePlan, dns64_node: NodePlan | None,
+                   nat64_node: NodePlan | None) -> list[Route]:
+    """IPv6 mode: the routes to the DNS64 prefix (the NAT64 gateway) and to the DNS64 server.
+
+    Routes without a device lead to this node's own servers on the support network; the others
+    leave through the management interface.
+    """
     egress = config.egress
-    if egress is None or nat64_node is None:
+    if egress is None:
         return []
-    dns64, nat64, support = egress.dns64, egress.nat64, egress.support
-    if node.is_nat64:
-        return [
-            Route(dns64.cidr, nat64.ip, "DNS64 prefix to NAT64", "prepare"),
+    routes: list[Route] = []
+    dev, prefix = node.interface, egress.prefix
+    if node.is_nat64 and egress.nat64 is not None:
+        nat64 = egress.nat64
+        routes += [
+            Route(prefix, nat64.ip, "DNS64 prefix to NAT64", "prepare"),
             Route(nat64.v4_cidr, nat64.v4_ip, "NAT64 pool", "prepare"),
         ]
-    if not node.is_cluster_node:
-        return []
-    gateway = nat64_node.management_of(6)
-    if gateway is None:
-        return []
-    return [
-        Route(dns64.cidr, gateway.ip, f"DNS64 prefix via {nat64_node.name}", "prepare", node.interface),
-        Route(support.cidr, gateway.ip, f"support network via {nat64_node.name}", "prepare", node.interface),
-    ]
+    elif node.is_cluster_node or node.is_dns64:
+        if nat64_node is not None:
+            via = nat64_node.management_of(6)
+            if via is not None:
+                routes.append(Route(prefix, via.ip, f"DNS64 prefix via {nat64_node.name}", "prepare", dev))
+        elif egress.site_gateway is not None:
+            routes.append(Route(prefix, egress.site_gateway, "DNS64 prefix via the site's NAT64", "prepare", dev))
+    resolver = dns64_node.management_of(6) if dns64_node is not None and dns64_node is not node else None
+    if resolver is not None and dns64_node is not None and egress.dns64 is not None:
+        if node.is_nat64:
+            # The NAT64 node holds the support network too: the DNS64 server's own address, more specific,
+            # leads to its node, so that translated replies and this node's own queries reach it.
+            server = ip_network(egress.dns64.ip)
+            routes.append(Route(server, resolver.ip, f"DNS64 server on {dns64_node.name}", "prepare", dev))
+        elif node.is_cluster_node and egress.support is not None:
+            routes.append(Route(egress.support.cidr, resolver.ip, f"support network via {dns64_node.name}",
+                                "prepare", dev))
+    elif egress.site_dns64 is not None and egress.site_dns64.via is not None and node.is_cluster_node:
+        server = ip_network(egress.site_dns64.server)
+        routes.append(Route(server, egress.site_dns64.via, "the site's DNS64 server", "prepare", dev))
+    return routes
 
 
 def build_plan(config: Config, *, routes_of: str | None = None) -> Plan:
@@ -273,7 +296,7 @@ def build_plan(config: Config, *, routes_of: str | None = None) -> Plan:
         nameserver: IPAddr | None = None
         if cluster:
             if config.egress is not None:
-                nameserver = config.egress.dns64.ip
+                nameserver = config.egress.resolver
             else:
                 own = next(a for a in management if a.version == service_family)
                 nameserver = own.ip
@@ -281,12 +304,13 @@ def build_plan(config: Config, *, routes_of: str | None = None) -> Plan:
                              management=management, pod_subnets=subnets, nameserver=nameserver))
     targets = _pod_targets([n for n in bare if n.is_cluster_node])
     nat64_node = next((n for n in bare if n.is_nat64), None)
+    dns64_node = next((n for n in bare if n.is_dns64), None)
     nodes: dict[str, NodePlan] = {}
     for node in bare:
         if routes_of is not None and node.name != routes_of:
             nodes[node.name] = node  # only the acting node's routes are needed
             continue
-        routes = _support_routes(config, node, nat64_node)
+        routes = _egress_routes(config, node, dns64_node, nat64_node)
         if node.is_cluster_node:
             routes += _pod_routes(node, targets)
         nodes[node.name] = dataclasses.replace(node, routes=tuple(routes))
@@ -294,7 +318,9 @@ def build_plan(config: Config, *, routes_of: str | None = None) -> Plan:
     advertise = master.management_of(service_family)
     assert advertise is not None  # validation guarantees a management CIDR per service family
     egress = config.egress
-    forwarder = embed_ipv4(egress.dns64.cidr, egress.dns64.remote_server) if egress is not None else None
+    forwarder = None
+    if egress is not None and egress.dns64 is not None:
+        forwarder = embed_ipv4(egress.prefix, egress.dns64.remote_server)
     version = config.general.kubernetes_version
     return Plan(
         mode=config.mode,

@@ -7,6 +7,7 @@ so one typo does not hide the other problems.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 import unicodedata
@@ -17,7 +18,15 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from lazyjack.addresses import RFC6052_LENGTHS, U_OCTET, IPAddr, IPNet, PlanError
+from lazyjack.addresses import (
+    LOCAL_USE_PREFIX,
+    RFC6052_LENGTHS,
+    U_OCTET,
+    WELL_KNOWN_PREFIX,
+    IPAddr,
+    IPNet,
+    PlanError,
+)
 from lazyjack.config import plan
 from lazyjack.config.egress import Egress, egress_of
 from lazyjack.config.load import KeyPath, Source
@@ -308,13 +317,11 @@ def _parts(problems: Problems, data: dict[str, Any]) -> Parts:
 
 
 def check_roles(p: Parts, problems: Problems) -> None:
-    """Exactly one master; master and minion exclusive; dns64+nat64 together, once, ipv6 only."""
+    """Exactly one master; master and minion exclusive; in ipv6 mode one DNS64 and one NAT64, each
+    a node's opmode or the site's own (external), on one node or on two; none outside ipv6 mode."""
     for node in p.nodes.values():
-        path = ("topology", node.name, "opmodes")
         if "master" in node.roles and "minion" in node.roles:
-            problems.add(path, f"node {node.name!r} cannot be both master and minion")
-        if ("dns64" in node.roles) != ("nat64" in node.roles):
-            problems.add(path, f"node {node.name!r}: dns64 and nat64 must be on the same node; add the missing one")
+            problems.add(("topology", node.name, "opmodes"), f"node {node.name!r} cannot be both master and minion")
     if not p.nodes_ok:
         return
     masters = [n.name for n in p.nodes.values() if "master" in n.roles]
@@ -324,17 +331,46 @@ def check_roles(p: Parts, problems: Problems) -> None:
             f"needs exactly one node with opmode master, found {len(masters)}"
             + (f" ({', '.join(masters)})" if masters else ""),
         )
-    gateways = [n.name for n in p.nodes.values() if "dns64" in n.roles or "nat64" in n.roles]
-    if p.mode == "ipv6":
-        if not gateways:
-            problems.add(("topology",), "ipv6 mode needs one node with opmodes dns64 and nat64")
-        elif len(gateways) > 1:
-            problems.add(("topology",), f"only one node may run dns64/nat64, found {', '.join(gateways)}")
-    elif p.mode is not None:
-        for name in gateways:
+    if p.mode != "ipv6":
+        if p.mode is not None:
+            for node in p.nodes.values():
+                if "dns64" in node.roles or "nat64" in node.roles:
+                    problems.add(
+                        ("topology", node.name, "opmodes"),
+                        f"dns64 and nat64 are only used in ipv6 mode, not {p.mode}; remove them",
+                    )
+        return
+    external = {
+        "dns64": p.dns64 is not None and p.dns64.external_server is not None,
+        "nat64": p.nat64 is not None and p.nat64.external_gateway is not None,
+    }
+    external_key = {"dns64": "dns64.external-server", "nat64": "nat64.external-gateway"}
+    missing = []
+    for role in ("dns64", "nat64"):
+        nodes = [n.name for n in p.nodes.values() if role in n.roles]
+        if len(nodes) > 1:
+            problems.add(("topology",), f"only one node may have opmode {role}, found {', '.join(nodes)}")
+        elif nodes and external[role]:
             problems.add(
-                ("topology", name, "opmodes"), f"dns64 and nat64 are only used in ipv6 mode, not {p.mode}; remove them"
+                ("topology", nodes[0], "opmodes"),
+                f"node {nodes[0]!r} has opmode {role}, but {external_key[role]} names the site's own "
+                f"{role.upper()} server; remove one of them",
             )
+        elif not nodes and not external[role]:
+            missing.append(role)
+    if missing == ["dns64", "nat64"]:
+        problems.add(
+            ("topology",),
+            "ipv6 mode needs DNS64 and NAT64: nodes with opmodes dns64 and nat64 (one node may have both), "
+            "or the site's own, named by dns64.external-server and nat64.external-gateway",
+        )
+    elif missing:
+        role = missing[0]
+        problems.add(
+            ("topology",),
+            f"ipv6 mode needs {role.upper()}: a node with opmode {role}, or the site's own named by "
+            f"{external_key[role]}",
+        )
 
 
 def check_node_ids(p: Parts, problems: Problems) -> None:
@@ -410,27 +446,79 @@ def check_families(p: Parts, problems: Problems) -> None:
     if p.support is not None:
         _family_check(problems, ("support_net", "cidr"), p.support.cidr, 6, "support_net.cidr")
         _family_check(problems, ("support_net", "v4cidr"), p.support.v4cidr, 4, "support_net.v4cidr")
+    wanted: list[tuple[KeyPath, IPNet | IPAddr | None, int, str]] = []
     if p.nat64 is not None:
-        _family_check(problems, ("nat64", "v4_cidr"), p.nat64.v4_cidr, 4, "the NAT64 pool")
-        _family_check(problems, ("nat64", "v4_ip"), p.nat64.v4_ip, 4, "nat64.v4_ip")
-        _family_check(problems, ("nat64", "ip"), p.nat64.ip, 6, "nat64.ip")
+        wanted += [
+            (("nat64", "v4_cidr"), p.nat64.v4_cidr, 4, "the NAT64 pool"),
+            (("nat64", "v4_ip"), p.nat64.v4_ip, 4, "nat64.v4_ip"),
+            (("nat64", "ip"), p.nat64.ip, 6, "nat64.ip"),
+            (("nat64", "external-gateway"), p.nat64.external_gateway, 6, "the NAT64 gateway of an IPv6-only cluster"),
+        ]
     if p.dns64 is not None:
-        _family_check(problems, ("dns64", "cidr"), p.dns64.cidr, 6, "the DNS64 prefix")
-        _family_check(problems, ("dns64", "ip"), p.dns64.ip, 6, "dns64.ip")
-        if p.dns64.remote_server.version != 4:
+        wanted += [
+            (("dns64", "cidr"), p.dns64.cidr, 6, "the DNS64 prefix"),
+            (("dns64", "ip"), p.dns64.ip, 6, "dns64.ip"),
+            (("dns64", "external-server"), p.dns64.external_server, 6, "the DNS64 server of an IPv6-only cluster"),
+            (("dns64", "external-via"), p.dns64.external_via, 6, "a router on the IPv6 management network"),
+        ]
+        remote = p.dns64.remote_server
+        if remote is not None and remote.version != 4:
             problems.add(
                 ("dns64", "remote_server"),
-                f"{str(p.dns64.remote_server)!r} must be an IPv4 address (the DNS64 server reaches it through NAT64)",
+                f"{str(remote)!r} must be an IPv4 address (the DNS64 server reaches it through NAT64)",
             )
+    for path, value, version, what in wanted:
+        if value is not None:
+            _family_check(problems, path, value, version, what)
 
 
-def check_ipv6_sections(p: Parts, problems: Problems, data: dict[str, Any]) -> None:
-    """ipv6 mode needs support_net, nat64 and dns64."""
+def check_ipv6_sections(p: Parts, problems: Problems, data: dict[str, Any], warnings: list[str]) -> None:
+    """ipv6 mode needs nat64 and dns64, and support_net where a node runs a DNS64 or NAT64 server."""
     if p.mode != "ipv6":
         return
-    for key in ("support_net", "nat64", "dns64"):
+    for key in ("nat64", "dns64"):
         if key not in data:
-            problems.add((key,), "is required in ipv6 mode (the DNS64/NAT64 node needs it)")
+            problems.add((key,), "is required in ipv6 mode (it says where the cluster's DNS64/NAT64 is)")
+    servers = [n.name for n in p.nodes.values() if "dns64" in n.roles or "nat64" in n.roles]
+    if servers and "support_net" not in data:
+        problems.add(("support_net",), f"is required in ipv6 mode: {', '.join(servers)} runs DNS64/NAT64 on it")
+    elif not servers and p.nodes_ok and p.support is not None:
+        warnings.append("support_net is ignored: no node runs DNS64 or NAT64 (the site's own serve the cluster)")
+
+
+#: Keys of the DNS64 and NAT64 servers lazyjack runs: required with the opmode, unused with the site's own.
+SERVER_KEYS = {
+    "dns64": ("ip", "remote_server"),
+    "nat64": ("v4_cidr", "v4_ip", "ip"),
+}
+#: Keys that only change the server lazyjack runs (they have defaults).
+SERVER_OPTIONS = {
+    "dns64": ("server", "image", "allow_aaaa_use", "allow_ipv6_use"),
+    "nat64": ("image",),
+}
+
+
+def check_server_keys(p: Parts, problems: Problems, data: dict[str, Any], warnings: list[str]) -> None:
+    """The servers' keys are required where a node runs the server and ignored (with a warning) where the
+    site's own serves the cluster."""
+    if p.mode != "ipv6":
+        return
+    for role, section in (("dns64", p.dns64), ("nat64", p.nat64)):
+        raw = data.get(role)
+        if section is None or not isinstance(raw, dict):
+            continue
+        node = next((n.name for n in p.nodes.values() if role in n.roles), None)
+        external = section.external_server if isinstance(section, Dns64) else section.external_gateway
+        if node is not None:
+            for key in SERVER_KEYS[role]:
+                if key not in raw and (role, key) not in problems.bad_keys:
+                    problems.add((role, key), f"is required: node {node!r} runs the {role.upper()} server")
+        elif external is not None:
+            for key in (*SERVER_KEYS[role], *SERVER_OPTIONS[role]):
+                if key in raw:
+                    name = "dns64.external-server" if role == "dns64" else "nat64.external-gateway"
+                    warnings.append(f"{role}.{key} is ignored: {name} is set, so lazyjack runs no {role.upper()} "
+                                    "server")
 
 
 def check_sizes(p: Parts, problems: Problems) -> None:
@@ -491,48 +579,129 @@ def check_overlaps(p: Parts, problems: Problems) -> None:
 
 
 def check_support(p: Parts, problems: Problems) -> None:
-    """NAT64 pool and addresses inside the support network; a valid DNS64 prefix."""
+    """A valid DNS64 prefix; the servers' addresses and the NAT64 pool inside the support network."""
     if p.mode not in ("ipv6", None):
         return
+    if p.dns64 is not None and isinstance(p.dns64.cidr, IPv6Network):
+        _check_prefix(problems, p.dns64.cidr)
     support = p.support
-    if p.dns64 is not None:
-        prefix = p.dns64.cidr
-        if prefix.version == 6 and prefix.prefixlen not in RFC6052_LENGTHS:
-            problems.add(
-                ("dns64", "cidr"),
-                f"{str(prefix)!r}: a DNS64 prefix length must be one of "
-                f"{', '.join(f'/{n}' for n in RFC6052_LENGTHS)} (RFC 6052)",
-            )
-        elif prefix.version == 6 and prefix.network_address.packed[U_OCTET] != 0:
-            problems.add(
-                ("dns64", "cidr"),
-                f"{str(prefix)!r} sets bits 64-71, which RFC 6052 reserves; they must be zero "
-                "(e.g. fd00:10:64:ff9b::/96)",
-            )
     if support is None:
         return
     v6, v4 = support.cidr, support.v4cidr
     gw6 = plan.support_gateway(v6)
     gw4 = plan.support_gateway(v4)
-    if p.dns64 is not None and p.dns64.ip.version == 6:
-        _inside(problems, ("dns64", "ip"), p.dns64.ip, v6, "support_net.cidr", gateway=gw6)
-    if p.nat64 is not None:
-        n = p.nat64
-        if n.ip.version == 6:
-            _inside(problems, ("nat64", "ip"), n.ip, v6, "support_net.cidr", gateway=gw6)
-            if p.dns64 is not None and n.ip == p.dns64.ip:
-                problems.add(
-                    ("nat64", "ip"), f"{str(n.ip)!r} is also dns64.ip; NAT64 and DNS64 need their own addresses"
-                )
-        if n.v4_ip.version == 4:
-            _inside(problems, ("nat64", "v4_ip"), n.v4_ip, v4, "support_net.v4cidr", gateway=gw4)
-        if n.v4_cidr.version == 4 and v4.version == 4 and not n.v4_cidr.subnet_of(v4):
-            problems.add(("nat64", "v4_cidr"), f"{str(n.v4_cidr)!r} must lie inside support_net.v4cidr {str(v4)!r}")
-        if n.v4_cidr.version == 4 and gw4 in n.v4_cidr:
+    # The keys of a server the site runs itself are ignored (check_server_keys warns), so not checked.
+    dns64 = p.dns64 if p.dns64 is not None and p.dns64.external_server is None else None
+    nat64 = p.nat64 if p.nat64 is not None and p.nat64.external_gateway is None else None
+    if dns64 is not None and dns64.ip is not None and dns64.ip.version == 6:
+        _inside(problems, ("dns64", "ip"), dns64.ip, v6, "support_net.cidr", gateway=gw6)
+    if nat64 is None:
+        return
+    if nat64.ip is not None and nat64.ip.version == 6:
+        _inside(problems, ("nat64", "ip"), nat64.ip, v6, "support_net.cidr", gateway=gw6)
+        if dns64 is not None and nat64.ip == dns64.ip:
             problems.add(
-                ("nat64", "v4_cidr"),
-                f"{str(n.v4_cidr)!r} contains the support network gateway {gw4}; "
-                "choose a pool that leaves out the first address",
+                ("nat64", "ip"), f"{str(nat64.ip)!r} is also dns64.ip; NAT64 and DNS64 need their own addresses"
+            )
+    if nat64.v4_ip is not None and nat64.v4_ip.version == 4:
+        _inside(problems, ("nat64", "v4_ip"), nat64.v4_ip, v4, "support_net.v4cidr", gateway=gw4)
+    pool = nat64.v4_cidr
+    if pool is not None and pool.version == 4 and v4.version == 4 and not pool.subnet_of(v4):
+        problems.add(("nat64", "v4_cidr"), f"{str(pool)!r} must lie inside support_net.v4cidr {str(v4)!r}")
+    if pool is not None and pool.version == 4 and gw4 in pool:
+        problems.add(
+            ("nat64", "v4_cidr"),
+            f"{str(pool)!r} contains the support network gateway {gw4}; choose a pool that leaves out the first address",
+        )
+
+
+def _check_prefix(problems: Problems, prefix: IPv6Network) -> None:
+    """RFC 6052: one of six lengths, bits 64-71 zero; the well-known prefix only as itself."""
+    path = ("dns64", "cidr")
+    if prefix.prefixlen not in RFC6052_LENGTHS:
+        problems.add(
+            path,
+            f"{str(prefix)!r}: a DNS64 prefix length must be one of "
+            f"{', '.join(f'/{n}' for n in RFC6052_LENGTHS)} (RFC 6052)",
+        )
+    elif prefix.network_address.packed[U_OCTET] != 0:
+        problems.add(
+            path,
+            f"{str(prefix)!r} sets bits 64-71, which RFC 6052 reserves; they must be zero (e.g. fd00:10:64:ff9b::/96)",
+        )
+    elif prefix != WELL_KNOWN_PREFIX and prefix.supernet_of(WELL_KNOWN_PREFIX):
+        problems.add(
+            path,
+            f"{str(prefix)!r} contains the well-known prefix {WELL_KNOWN_PREFIX}, which RFC 6052 defines as a "
+            f"/96 only: use {WELL_KNOWN_PREFIX} itself, a prefix inside {LOCAL_USE_PREFIX} "
+            "(RFC 8215) or a network-specific one such as fd00:10:64:ff9b::/96",
+        )
+
+
+def check_external(p: Parts, problems: Problems) -> None:
+    """The site's own DNS64 server and NAT64 gateway: neighbours on the management network (the DNS64 server
+    may be farther, through a router there), and none of the cluster's own addresses."""
+    if p.mode != "ipv6" or p.mgmt is None or not isinstance(p.mgmt.cidr, IPv6Network):
+        return
+    mgmt = p.mgmt.cidr
+    nodes: dict[IPAddr, str] = {}
+    if p.nodes_ok:
+        for node in p.nodes.values():
+            with contextlib.suppress(PlanError):  # check_node_ids reports it
+                nodes[plan.management_address(mgmt, node.id).ip] = node.name
+    cluster = [(f"{key}.cidr", sec.cidr) for key, sec in (("pod_net", p.pod), ("service_net", p.service),
+                                                        ("support_net", p.support), ("dns64", p.dns64))
+               if sec is not None]
+
+    def taken(address: IPAddr) -> str | None:
+        """Why `address` cannot be the site's: it is one of the cluster's own, or None."""
+        for name, net in cluster:
+            if address in net:
+                return f"lies inside {name} {net}; it must be an address of the site, outside the cluster's networks"
+        if address in nodes:
+            return f"is the management address of node {nodes[address]!r}"
+        if address == mgmt.network_address:
+            return f"is the network address of mgmt_net.cidr {mgmt}"
+        return None
+
+    gateway = p.nat64.external_gateway if p.nat64 is not None else None
+    if gateway is not None and gateway.version == 6:
+        path = ("nat64", "external-gateway")
+        if (why := taken(gateway)) is not None:
+            problems.add(path, f"{str(gateway)!r} {why}")
+        elif gateway not in mgmt:
+            problems.add(
+                path,
+                f"{str(gateway)!r} is not on the management network mgmt_net.cidr {str(mgmt)!r}: the nodes route "
+                "dns64.cidr via it, so it must be their neighbour there; if the NAT64 gateway is farther away, give "
+                "the router on the management network that reaches it",
+            )
+    server = p.dns64.external_server if p.dns64 is not None else None
+    via = p.dns64.external_via if p.dns64 is not None else None
+    if via is not None and server is None:
+        problems.add(("dns64", "external-via"), "is only used with dns64.external-server (the route to it); remove it")
+    if server is None or server.version != 6:
+        return
+    if (why := taken(server)) is not None:
+        problems.add(("dns64", "external-server"), f"{str(server)!r} {why}")
+    elif via is None and server not in mgmt:
+        problems.add(
+            ("dns64", "external-server"),
+            f"{str(server)!r} is not on the management network mgmt_net.cidr {str(mgmt)!r}; set dns64.external-via "
+            "to the router on the management network that reaches it (the nodes route it via that router)",
+        )
+    elif via is not None and server in mgmt:
+        problems.add(
+            ("dns64", "external-via"),
+            f"is not needed: dns64.external-server {server} is on the management network {mgmt}; remove it",
+        )
+    elif via is not None and via.version == 6:
+        if (why := taken(via)) is not None:
+            problems.add(("dns64", "external-via"), f"{str(via)!r} {why}")
+        elif via not in mgmt:
+            problems.add(
+                ("dns64", "external-via"),
+                f"{str(via)!r} must be a router on the management network mgmt_net.cidr {str(mgmt)!r}",
             )
 
 
@@ -627,9 +796,9 @@ def _work_area_problem(path: str) -> str:
 
 def check_images(p: Parts, problems: Problems) -> None:
     """Container images are references docker and podman accept."""
-    for key, section in (("dns64", p.dns64), ("nat64", p.nat64)):
-        if section is not None and not IMAGE_RE.match(section.image):
-            problems.add((key, "image"), f"{section.image!r} is not a container image reference "
+    for key, image in (("dns64", p.dns64.image if p.dns64 else None), ("nat64", p.nat64.image if p.nat64 else None)):
+        if image is not None and not IMAGE_RE.match(image):
+            problems.add((key, "image"), f"{image!r} is not a container image reference "
                          "([registry/]name[:tag][@digest], the name in lower case), e.g. 'lazyjack/tayga:latest'")
 
 
@@ -678,8 +847,10 @@ def check_aliases(p: Parts, problems: Problems, warnings: list[str]) -> bool:
 
 def _egress(p: Parts, *, allow_aaaa: bool) -> Egress:
     """ipv6 mode: what the rules proved about support_net, nat64 and dns64, in narrow types."""
-    assert p.support is not None and p.nat64 is not None and p.dns64 is not None
-    return egress_of(p.support, p.nat64, p.dns64, allow_aaaa=allow_aaaa)
+    assert p.nat64 is not None and p.dns64 is not None
+    roles = {role for node in p.nodes.values() for role in node.roles}
+    return egress_of(p.support, p.nat64, p.dns64, allow_aaaa=allow_aaaa, dns64_node="dns64" in roles,
+                     nat64_node="nat64" in roles)
 
 
 def validate(source: Source, *, host: str | None = None, require_token: bool = True) -> Config:
@@ -693,10 +864,12 @@ def validate(source: Source, *, host: str | None = None, require_token: bool = T
     check_roles(p, problems)
     check_node_ids(p, problems)
     check_families(p, problems)
-    check_ipv6_sections(p, problems, data)
+    check_ipv6_sections(p, problems, data, warnings)
+    check_server_keys(p, problems, data, warnings)
     check_sizes(p, problems)
     check_overlaps(p, problems)
     check_support(p, problems)
+    check_external(p, problems)
     check_general(p, problems, require_token=require_token)
     check_images(p, problems)
     check_control_characters(problems, data)

@@ -23,7 +23,8 @@ from lazyjack.addresses import IPAddr, IPNet
 DEFAULT_WORK_AREA = "/tmp/lazyjack"
 DEFAULT_CRI_SOCKET = "unix:///var/run/containerd/containerd.sock"
 DEFAULT_KUBEADM_TIMEOUT = "10m"
-DEFAULT_DNS64_IMAGE = "lazyjack/bind9:latest"
+#: The DNS64 server programs lazyjack can run, and the default container image of each.
+DEFAULT_DNS64_IMAGES = {"bind9": "lazyjack/bind9:latest", "unbound": "lazyjack/unbound:latest"}
 DEFAULT_NAT64_IMAGE = "lazyjack/tayga:latest"
 
 
@@ -151,19 +152,33 @@ class ServiceNet(Section):
 
 
 class Nat64(Section):
-    v4_cidr: Cidr
-    v4_ip: IP
-    ip: IP
+    # The NAT64 server's keys: required (by the rules) when a node has opmode nat64.
+    v4_cidr: Cidr | None = None
+    v4_ip: IP | None = None
+    ip: IP | None = None
     image: str = DEFAULT_NAT64_IMAGE
+    # The site's own NAT64 instead: the nodes route dns64.cidr via this address.
+    external_gateway: IP | None = Field(None, alias="external-gateway")
 
 
 class Dns64(Section):
-    remote_server: IP
     cidr: Cidr
-    ip: IP
+    # The DNS64 server's keys: required (by the rules) when a node has opmode dns64.
+    remote_server: IP | None = None
+    ip: IP | None = None
     allow_aaaa_use: bool | None = None
     allow_ipv6_use: bool | None = None  # lazyjack 1.x spelling, kept as an alias
-    image: str = DEFAULT_DNS64_IMAGE
+    server: Literal["bind9", "unbound"] = "bind9"
+    image: str | None = None  # default: DEFAULT_DNS64_IMAGES[server]
+    # The site's own DNS64 server instead: the nodes' first nameserver, reached on the management
+    # network or through the router external-via (on the management network).
+    external_server: IP | None = Field(None, alias="external-server")
+    external_via: IP | None = Field(None, alias="external-via")
+
+    @property
+    def server_image(self) -> str:
+        """The container image of the DNS64 server: `image`, or the default one for `server`."""
+        return self.image or DEFAULT_DNS64_IMAGES[self.server]
 
 
 #: Top-level key -> section model (topology is a mapping of node name -> Node).

@@ -2,7 +2,7 @@
 
 netlink: links, addresses, routes (pyroute2). files: files under --root, atomic writes.
 sysctl: /proc/sys. process: external programs. daemon: background servers. lock: pid-file locks.
-users: the accounts, and files in a user's home handled as that user.
+users: the accounts, and files in a user's home handled as that user. dns: questions to a DNS server.
 containers: the Docker Engine API. In-memory stand-ins for unit tests live in tests/fake_host.py.
 """
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lazyjack.host.daemon import Daemons, DaemonsAPI, host_daemons
+from lazyjack.host.dns import Dns, DnsAPI
 from lazyjack.host.files import Files
 from lazyjack.host.netlink import Netlink
 from lazyjack.host.netns import netns_exists
@@ -30,6 +31,7 @@ class Host:
     proc: RunnerAPI
     daemons: DaemonsAPI = field(default_factory=Daemons)
     users: UsersAPI = field(default_factory=SystemUsers)
+    dns: DnsAPI = field(default_factory=Dns)
 
     # Named network namespaces are reached through iproute2 (`ip netns`, `ip -n NS ...`):
     # pyroute2 would fork a helper process per namespace, which outlives a failed run.

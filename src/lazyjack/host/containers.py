@@ -359,6 +359,18 @@ class Engine:
             return False
         return True
 
+    def run_once(self, name: str, spec: dict[str, Any], *, timeout: float) -> tuple[int, str]:
+        """Create and start a container, wait for it to end (at most `timeout` seconds), remove it;
+        return its exit code and output."""
+        self.create_container(name, spec)
+        try:
+            self.start(name)
+            answer = self.json("POST", f"/containers/{_seg(name)}/wait", timeout=self.timeout + timeout)
+            code = int((answer or {}).get("StatusCode", -1))
+            return code, self.logs(name, tail=100)
+        finally:
+            self.remove_container(name, stop_timeout=1)
+
     def logs(self, name: str, *, tail: int = 40) -> str:
         """The container's last lines of output, for error messages ('' when unavailable)."""
         try:

@@ -9,7 +9,7 @@ from lazyjack.config.model import Config
 from lazyjack.config.plan import Plan
 from lazyjack.host.netns import netns_exists, support_netns
 from lazyjack.host.process import RunnerAPI
-from lazyjack.lab import LabError, Tools, internet, sandbox, sshd, topology
+from lazyjack.lab import LabError, Tools, internet, sandbox, site, sshd, topology
 from lazyjack.lab.progress import Progress
 from lazyjack.lab.state import Daemon, LabState, NodeState
 
@@ -30,7 +30,8 @@ def new_netns(proc: RunnerAPI, state: LabState, name: str, *, switch: bool = Fal
 
 
 def build(tools: Tools, state: LabState, config: Config, plan: Plan, order: list[str], progress: Progress) -> None:
-    """The lab's namespaces, links, sandboxes and simulated internet."""
+    """The lab's namespaces, links, sandboxes, simulated internet and (for a config naming them) the site's own
+    DNS64/NAT64."""
     proc = tools.proc
     directory = Path(state.directory)
     with progress.step("Writing the lab's copy of the config") as notes:
@@ -41,12 +42,16 @@ def build(tools: Tools, state: LabState, config: Config, plan: Plan, order: list
         new_netns(proc, state, switch, switch=True)
     mtu = max(BASE_MTU, config.mtu)
     nat64 = plan.nat64_node
+    site_plan = site.plan_site(config, plan, netns=topology.site_netns(state.name))
     inet: internet.InternetPlan | None = None
-    if config.mode == "ipv6" and nat64 is not None:
-        inet = internet.plan_internet(
-            config, netns=topology.internet_netns(state.name), node=nat64.name,
-            node_netns=topology.node_netns(nat64.name),
-            uplink=topology.free_name(nat64.interface, UPLINK, UPLINK_OTHER))
+    if config.mode == "ipv6":
+        uplinks = []
+        if nat64 is not None:
+            uplinks.append((nat64.name, topology.node_netns(nat64.name),
+                            topology.free_name(nat64.interface, UPLINK, UPLINK_OTHER)))
+        if site_plan is not None:
+            uplinks.append(("site", site_plan.netns, UPLINK))
+        inet = internet.plan_internet(config, netns=topology.internet_netns(state.name), uplinks=uplinks)
         state.internet = inet.to_state()
     upstream = str(inet.dns) if inet else DEFAULT_UPSTREAM
     for index, node_name in enumerate(order):
@@ -57,11 +62,21 @@ def build(tools: Tools, state: LabState, config: Config, plan: Plan, order: list
                 name=node_name, netns=ns, interface=node.interface, roles=list(node.roles),
                 directory=str(directory / "nodes" / node_name))
             new_netns(proc, state, ns)
-            if node.is_nat64:
+            if node.is_nat64 or node.is_dns64:
                 # lazyjack makes it at prepare; recorded so that down removes it whatever happened.
                 state.add_namespace(support_netns(entry.root.resolve()))
             topology.plug_node(proc, switch=switch, port=f"p{index}", netns=ns, interface=node.interface, mtu=mtu)
             sandbox.seed_sandbox(entry.root, node_name, upstream)
+            sandbox.hand_out(state.lab_config, [entry.config])
+    if site_plan is not None:
+        serves = " and ".join(what for what, there in (("DNS64", site_plan.dns64), ("NAT64", True)) if there)
+        with progress.step(f"Creating the site's own {serves} ({site_plan.netns})") as notes:
+            new_netns(proc, state, site_plan.netns)
+            state.site = site_plan.netns
+            topology.plug_node(proc, switch=switch, port="psite", netns=site_plan.netns, interface=site.LINK, mtu=mtu)
+            site.build(proc, site_plan)
+            notes.append(", ".join(str(a.ip) for a in site_plan.on_switch)
+                         + (f"; DNS64 {site_plan.dns64} behind it" if site_plan.behind else ""))
     if inet is not None:
         title = (f"Starting the simulated internet ({inet.netns}: DNS {inet.dns}, "
                  f"{internet.WWW} A {inet.www}, HTTP)")
@@ -75,8 +90,16 @@ def build(tools: Tools, state: LabState, config: Config, plan: Plan, order: list
             web_pid = internet.start_web(tools.daemons, inet, servers / "web")
             state.daemons.append(Daemon("web", "http.server", str(web_pid)))
             state.save()
-        progress.skip(f"Uplink of {inet.node}",
-                      f"{inet.uplink} {internet.LINK_NODE}, default IPv4 route via {internet.LINK_INSIDE.ip}")
+        for link in inet.uplinks:
+            progress.skip(f"Uplink of {link.node}",
+                          f"{link.interface} {link.outside}, default IPv4 route via {link.inside.ip}")
+    if site_plan is not None and inet is not None:
+        with progress.step(f"Starting the site's servers in {site_plan.netns}") as notes:
+            for name, program, pid_file in site.start(proc, tools.daemons, site_plan, directory / "site",
+                                                      uplink=UPLINK, upstream=inet.dns):
+                state.daemons.append(Daemon(name, program, str(pid_file)))
+                state.save()
+                notes.append(program)
     if state.ssh:
         build_ssh(tools, state, order, progress)
 

@@ -1,8 +1,9 @@
 """The simulated IPv4 internet of an IPv6 lab: an authoritative DNS server at dns64.remote_server and a web server.
 
-It is a namespace of its own, linked to the DNS64/NAT64 node by a veth (the node's uplink, with
-its default IPv4 route), so that NAT64 traffic has somewhere real to go. It uses only
-198.51.100.0/24 (the link) and 203.0.113.0/24 (the servers).
+It is a namespace of its own, linked by a veth to each namespace whose NAT64 traffic goes out (the NAT64
+node, the lab's site: their uplink, with its default IPv4 route), so that it has somewhere real to go.
+It uses only 198.51.100.0/24 (the links) and 203.0.113.0/24 (the servers), or 100.64.113.0/24 for the
+servers with the well-known prefix. Its DNS server also holds ipv4only.arpa (RFC 7050).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
+from lazyjack.addresses import IPV4ONLY_ADDRESSES, IPV4ONLY_NAME, WELL_KNOWN_PREFIX
 from lazyjack.config.model import Config
 from lazyjack.host.daemon import DaemonsAPI
 from lazyjack.host.process import RunnerAPI
@@ -22,14 +24,42 @@ from lazyjack.lab.topology import ip, link_pair, nsenter
 ZONE = "lab.example"
 WWW = f"www.{ZONE}"
 LINK_NET = IPv4Network("198.51.100.0/24")
-LINK_INSIDE = IPv4Interface("198.51.100.1/24")
-LINK_NODE = IPv4Interface("198.51.100.2/24")
+#: The servers' network: the documentation range, or with the well-known prefix the shared address space,
+#: because tayga translates only what it deems global there (RFC 6052 section 3.1) and drops documentation
+#: ranges; Debian 12's tayga 0.9.2 translates 100.64.0.0/10 (docs/IPV6-EGRESS.md).
 SERVERS_NET = IPv4Network("203.0.113.0/24")
-WWW_CHOICES = (IPv4Address("203.0.113.80"), IPv4Address("203.0.113.81"))
-WAN = "wan0"
+SHARED_SERVERS_NET = IPv4Network("100.64.113.0/24")
+DNS_HOST, WWW_HOSTS = 53, (80, 81)
+WAN = "wan"
 PAGE = "lazyjack lab: hello from the IPv4-only internet\n"
 START_TIMEOUT = 10.0
 POLL = 0.05
+
+
+@dataclass(frozen=True)
+class Uplink:
+    """A link from the internet to a namespace that sends NAT64 traffic out (a NAT64 node, the lab's site).
+
+    Link `index` takes the index-th /30 of LINK_NET: the internet's end its first address, the other end
+    the second, with a default IPv4 route via the first.
+    """
+
+    node: str
+    netns: str
+    interface: str
+    index: int
+
+    @property
+    def inside(self) -> IPv4Interface:
+        return IPv4Interface((LINK_NET.network_address + 4 * self.index + 1, 30))
+
+    @property
+    def outside(self) -> IPv4Interface:
+        return IPv4Interface((LINK_NET.network_address + 4 * self.index + 2, 30))
+
+    @property
+    def wan(self) -> str:
+        return f"{WAN}{self.index}"
 
 
 @dataclass(frozen=True)
@@ -39,36 +69,63 @@ class InternetPlan:
     netns: str
     dns: IPv4Address
     www: IPv4Address
-    node: str  # the DNS64/NAT64 node it is linked to
-    node_netns: str
-    uplink: str  # the node's end of the link
+    uplinks: tuple[Uplink, ...]
 
-    def to_state(self) -> dict[str, str]:
-        return {"netns": self.netns, "dns": str(self.dns), "www": str(self.www), "node": self.node,
-                "node_netns": self.node_netns, "uplink": self.uplink}
+    def to_state(self) -> dict[str, object]:
+        return {"netns": self.netns, "dns": str(self.dns), "www": str(self.www),
+                "uplinks": [[u.node, u.netns, u.interface] for u in self.uplinks]}
 
     @classmethod
-    def from_state(cls, data: dict[str, str]) -> InternetPlan:
-        return cls(netns=data["netns"], dns=IPv4Address(data["dns"]), www=IPv4Address(data["www"]),
-                   node=data["node"], node_netns=data["node_netns"], uplink=data["uplink"])
+    def from_state(cls, data: dict[str, object]) -> InternetPlan:
+        links = data.get("uplinks")
+        if links is None:  # a lab made before there could be several
+            links = [[data["node"], data["node_netns"], data["uplink"]]]
+        assert isinstance(links, list)
+        uplinks = tuple(Uplink(str(n), str(ns), str(i), index) for index, (n, ns, i) in enumerate(links))
+        return cls(netns=str(data["netns"]), dns=IPv4Address(str(data["dns"])), www=IPv4Address(str(data["www"])),
+                   uplinks=uplinks)
+
+    @property
+    def where(self) -> str:
+        return ", ".join(f"{u.node} ({u.interface} {u.outside})" for u in self.uplinks)
 
 
-def plan_internet(config: Config, *, netns: str, node: str, node_netns: str, uplink: str) -> InternetPlan:
-    """The internet for `config`'s remote_server; refuses an address outside the lab's internet range."""
-    assert config.egress is not None
-    dns = config.egress.dns64.remote_server
-    if dns not in SERVERS_NET:
-        raise LabError(
-            f"dns64.remote_server is {dns}; the lab's simulated internet serves DNS only inside {SERVERS_NET} "
-            f"(the packaged examples use 203.0.113.53): set remote_server to an address there for the lab"
-        )
+def servers_net(config: Config) -> IPv4Network:
+    """Where the lab's internet puts its servers for `config`'s DNS64 prefix."""
+    return SHARED_SERVERS_NET if config.egress is not None and config.egress.well_known else SERVERS_NET
+
+
+def plan_internet(config: Config, *, netns: str, uplinks: list[tuple[str, str, str]]) -> InternetPlan:
+    """The internet for `config`: its DNS server at remote_server where the cluster runs its own DNS64 server
+    (refused outside the lab's range), else at the range's .53; `uplinks` are (node, netns, interface)."""
+    egress = config.egress
+    assert egress is not None
+    net = servers_net(config)
+    dns = egress.dns64.remote_server if egress.dns64 is not None else net.network_address + DNS_HOST
+    if dns not in net:
+        why = (f"with the well-known prefix {WELL_KNOWN_PREFIX} tayga translates only IPv4 addresses it deems "
+               f"global, not the documentation ranges, so the lab's internet uses {net} instead"
+               if net == SHARED_SERVERS_NET else f"the lab's simulated internet serves DNS only inside {net}")
+        raise LabError(f"dns64.remote_server is {dns}; {why}: set remote_server to an address there for the lab "
+                       f"(such as {net.network_address + DNS_HOST})")
     for name, networks in (("mgmt_net", config.mgmt), ("pod_net", config.pod), ("service_net", config.service)):
-        for net in networks:
-            for used in (LINK_NET, SERVERS_NET):
-                if net.version == 4 and net.overlaps(used):
-                    raise LabError(f"{name} {net} overlaps {used}, which the lab's simulated internet uses")
-    www = next(a for a in WWW_CHOICES if a != dns)
-    return InternetPlan(netns=netns, dns=dns, www=www, node=node, node_netns=node_netns, uplink=uplink)
+        for cidr in networks:
+            for used in (LINK_NET, net):
+                if cidr.version == 4 and cidr.overlaps(used):
+                    raise LabError(f"{name} {cidr} overlaps {used}, which the lab's simulated internet uses")
+    www = next(net.network_address + h for h in WWW_HOSTS if net.network_address + h != dns)
+    links = tuple(Uplink(node, ns, interface, index) for index, (node, ns, interface) in enumerate(uplinks))
+    return InternetPlan(netns=netns, dns=dns, www=www, uplinks=links)
+
+
+#: RFC 7050: ipv4only.arpa has only these A records; DNS64 servers synthesise its AAAA from them.
+IPV4ONLY_ZONE = "\n".join([
+    "$TTL 60",
+    f"@ IN SOA ns.{ZONE}. hostmaster.{ZONE}. 1 3600 600 86400 60",
+    f"@ IN NS ns.{ZONE}.",
+    *(f"@ IN A {address}" for address in IPV4ONLY_ADDRESSES),
+    "",
+])
 
 
 def zone_text(plan: InternetPlan) -> str:
@@ -99,24 +156,27 @@ def named_conf(plan: InternetPlan, directory: Path) -> str:
         "};",
         "controls { };",
         f'zone "{ZONE}" {{ type primary; file "{directory}/{ZONE}.zone"; }};',
+        f'zone "{IPV4ONLY_NAME}" {{ type primary; file "{directory}/{IPV4ONLY_NAME}.zone"; }};',
         "",
     ])
 
 
 def build_links(proc: RunnerAPI, plan: InternetPlan) -> None:
-    """Server addresses on lo, the link to the node, and the node's default IPv4 route through it."""
+    """Server addresses on lo, a link to each uplinked namespace, and its default IPv4 route through it."""
     ip(proc, plan.netns, "addr", "add", f"{plan.dns}/32", "dev", "lo")
     ip(proc, plan.netns, "addr", "add", f"{plan.www}/32", "dev", "lo")
-    link_pair(proc, a=(plan.netns, WAN), b=(plan.node_netns, plan.uplink))
-    ip(proc, plan.netns, "addr", "add", str(LINK_INSIDE), "dev", WAN)
-    ip(proc, plan.node_netns, "addr", "add", str(LINK_NODE), "dev", plan.uplink)
-    ip(proc, plan.node_netns, "-4", "route", "add", "default", "via", str(LINK_INSIDE.ip), "dev", plan.uplink)
+    for link in plan.uplinks:
+        link_pair(proc, a=(plan.netns, link.wan), b=(link.netns, link.interface))
+        ip(proc, plan.netns, "addr", "add", str(link.inside), "dev", link.wan)
+        ip(proc, link.netns, "addr", "add", str(link.outside), "dev", link.interface)
+        ip(proc, link.netns, "-4", "route", "add", "default", "via", str(link.inside.ip), "dev", link.interface)
 
 
 def start_dns(daemons: DaemonsAPI, plan: InternetPlan, directory: Path) -> Path:
     """named with the zone; returns its pid file once it listens on port 53."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{ZONE}.zone").write_text(zone_text(plan))
+    (directory / f"{IPV4ONLY_NAME}.zone").write_text(IPV4ONLY_ZONE)
     conf = directory / "named.conf"
     conf.write_text(named_conf(plan, directory))
     # The lab's own pid file: named's, in the same directory, goes when named ends.

@@ -26,7 +26,15 @@ def namespaces_of(config: Config, name: str) -> list[str]:
         names += [topology.node_netns(node), topology.pod_netns(node)]
     if config.mode == "ipv6":
         names.append(topology.internet_netns(name))
+    if needs_site(config):
+        names.append(topology.site_netns(name))
     return names
+
+
+def needs_site(config: Config) -> bool:
+    """Whether the config names the site's own DNS64 server or NAT64 gateway, which the lab then plays."""
+    egress = config.egress
+    return egress is not None and (egress.site_dns64 is not None or egress.site_gateway is not None)
 
 
 def preflight(config: Config, name: str, directory: Path, skip: list[str], *, ssh: bool = False) -> list[str]:
@@ -39,12 +47,14 @@ def preflight(config: Config, name: str, directory: Path, skip: list[str], *, ss
             problems.append(f"{SSHD} is not installed (apt-get install openssh-server), needed by --ssh")
     if 6 in config.families:
         programs += ["ip6tables", "ip6tables-save"]
-    if config.mode == "ipv6":
+    if config.egress is not None:
         programs += ["named", "tayga", "dig", "curl"]
+        if needs_site(config) or (config.egress.dns64 is not None and config.egress.dns64.server == "unbound"):
+            programs.append("unbound")
     missing = [p for p in programs if shutil.which(p) is None]
     if missing:
         problems.append(f"not installed: {', '.join(missing)} (apt-get install iproute2 util-linux procps "
-                        "iputils-ping iptables bind9 bind9-dnsutils tayga curl)")
+                        "iputils-ping iptables bind9 bind9-dnsutils unbound tayga curl)")
     if directory.exists():
         problems.append(f"lab {name!r} exists ({directory}); remove it with `lazyjack lab down --name {name}`, "
                         "or give this one another --name")

@@ -76,12 +76,11 @@ def probes(proc: RunnerAPI, state: LabState, config: Config, plan: Plan, pods: d
                     found.append(ping(label, f"{src}-pod", topology.pod_netns(src), f"{dst}-pod", pod_ip))
     if config.egress is not None and state.internet:
         inet = internet.InternetPlan.from_state(state.internet)
-        dns64 = config.egress.dns64
-        prefix = dns64.cidr
+        prefix = config.egress.prefix
         expected = embed_ipv4(prefix, inet.www)
         for node_name in pods:
             node = state.nodes[node_name]
-            nameserver = first_nameserver(node.root / "etc" / "resolv.conf") or str(dns64.ip)
+            nameserver = first_nameserver(node.root / "etc" / "resolv.conf") or str(config.egress.resolver)
 
             def dns(node: NodeState = node, server: str = nameserver) -> Check:
                 return checks.dns64(proc, source=node.name, netns=node.netns, nameserver=server, name=internet.WWW,

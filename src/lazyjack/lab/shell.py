@@ -11,7 +11,8 @@ from lazyjack.lab.state import STATE_BASE, lab_names, load_lab
 
 
 def exec_argv(*, name: str | None, target: str, argv: list[str], base: Path = STATE_BASE) -> tuple[list[str], dict[str, str]]:
-    """argv and extra environment that run `argv` in the namespace of `target`: a node, NODE-pod, internet or switch."""
+    """argv and extra environment that run `argv` in the namespace of `target`: a node, NODE-pod, internet, site
+    or switch."""
     labs = [name] if name else lab_names(base=base)
     for lab in labs:
         state = load_lab(lab, base=base)
@@ -26,6 +27,8 @@ def exec_argv(*, name: str | None, target: str, argv: list[str], base: Path = ST
             netns = topology.pod_netns(target[:-4])
         elif target == "internet" and state.internet:
             netns = state.internet["netns"]
+        elif target == "site" and state.site:
+            netns = state.site
         elif target == "switch":
             netns = topology.switch_netns(lab)
         if netns is None:
@@ -35,4 +38,4 @@ def exec_argv(*, name: str | None, target: str, argv: list[str], base: Path = ST
         command = argv or [os.environ.get("SHELL", "/bin/sh")]
         return [*topology.nsenter(netns), *command], env
     where = f"lab {name!r}" if name else f"any lab ({', '.join(labs) or 'there are none'})"
-    raise LabError(f"{target!r} is not a node of {where}; give a node name, NODE-pod, internet or switch")
+    raise LabError(f"{target!r} is not a node of {where}; give a node name, NODE-pod, internet, site or switch")

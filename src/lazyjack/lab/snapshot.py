@@ -113,7 +113,7 @@ def _compare(label: str, old: object, new: object) -> list[str]:
 
 def take_node(proc: RunnerAPI, node: NodeState) -> Snapshot:
     """A snapshot of a lab node, its support namespace (on the DNS64/NAT64 node) included."""
-    extra = [support_netns(node.root.resolve())] if node.is_nat64 else []
+    extra = [support_netns(node.root.resolve())] if node.is_nat64 or node.is_dns64 else []
     return take(proc, netns=node.netns, interface=node.interface, root=node.root, extra_netns=extra)
 
 

@@ -79,8 +79,10 @@ def load_lab(name: str, *, base: Path = STATE_BASE) -> LabState:
 
 #: What every lab state has had since format 1 (later fields have defaults, so older files still load).
 REQUIRED_KEYS = ("name", "directory", "source_config", "mode", "phase", "namespaces", "daemons", "nodes", "format")
-#: The keys of the simulated internet's record (`InternetPlan.to_state`).
-INTERNET_KEYS = frozenset({"netns", "dns", "www", "node", "node_netns", "uplink"})
+#: The keys of the simulated internet's record (`InternetPlan.to_state`): uplinks are [node, netns, interface];
+#: a lab made when there could be one uplink only has its fields instead.
+INTERNET_KEYS = frozenset({"netns", "dns", "www", "uplinks"})
+INTERNET_KEYS_ONE_UPLINK = frozenset({"netns", "dns", "www", "node", "node_netns", "uplink"})
 #: How the state file is checked as it is read (pydantic's config, read only by `LabState.load`, which alone
 #: imports pydantic: `lab status` stays light): no unknown keys, no conversions ("2" is not 2).
 _STRICT: Any = {"extra": "forbid", "strict": True}
@@ -91,9 +93,18 @@ def _check_one_of(what: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"{what}: must be one of {', '.join(allowed)}, not {value!r}")
 
 
-def _check_internet(value: dict[str, str]) -> None:
-    if value and set(value) != INTERNET_KEYS:
+def _check_internet(value: dict[str, Any]) -> None:
+    if not value:
+        return
+    if set(value) not in (INTERNET_KEYS, INTERNET_KEYS_ONE_UPLINK):
         raise ValueError(f"internet: must have the keys {', '.join(sorted(INTERNET_KEYS))} (or none)")
+    links = value.get("uplinks", [])
+    if not isinstance(links, list) or not all(
+        isinstance(link, list) and len(link) == 3 and all(isinstance(part, str) for part in link) for link in links
+    ):
+        raise ValueError("internet: uplinks must be a list of [node, netns, interface]")
+    if any(not isinstance(v, str) for k, v in value.items() if k != "uplinks"):
+        raise ValueError("internet: netns, dns and www must be strings")
 
 
 def _check_cni_result(value: dict[str, Any] | None) -> None:
@@ -174,7 +185,8 @@ class LabState:
     daemons: list[Daemon] = field(default_factory=list)
     nodes: dict[str, NodeState] = field(default_factory=dict)
     skip_phases: list[str] = field(default_factory=list)
-    internet: dict[str, str] = field(default_factory=dict)
+    internet: dict[str, Any] = field(default_factory=dict)
+    site: str = ""  # the namespace playing the site's own DNS64/NAT64, if the config names them
     #: Made with `lab up --ssh`: an sshd in every node, and lazyjack run over SSH.
     ssh: bool = False
     format: Literal[1] = FORMAT

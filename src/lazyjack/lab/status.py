@@ -29,7 +29,9 @@ def summary(state: LabState, config: Config, plan: Plan, order: list[str], secon
     if state.internet:
         inet = internet.InternetPlan.from_state(state.internet)
         lines.append(f"  internet: {inet.netns}, DNS {inet.dns}, {internet.WWW} A {inet.www} (HTTP), "
-                     f"linked to {inet.node} ({inet.uplink})")
+                     f"linked to {inet.where}")
+    if state.site:
+        lines.append(f"  the site's own DNS64/NAT64: {state.site} on the management switch")
     if state.skip_phases:
         lines.append(f"  Kubernetes itself is not started (skipped phases: {', '.join(state.skip_phases)}).")
     lines.append(f"Next: lazyjack lab check --name {state.name}; lazyjack lab exec {order[0]} -- ip addr; "

@@ -37,6 +37,10 @@ def internet_netns(lab: str) -> str:
     return f"ljlab-{lab}-inet"
 
 
+def site_netns(lab: str) -> str:
+    return f"ljlab-{lab}-site"
+
+
 def nsenter(netns: str) -> list[str]:
     """The argv prefix that runs a program in `netns` (network namespace only)."""
     return ["nsenter", f"--net={NETNS_DIR / netns}"]

@@ -1,9 +1,9 @@
-"""bind9 named.conf for the DNS64 resolver."""
+"""The DNS64 resolver's configuration: bind9's named.conf or unbound's unbound.conf."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from ipaddress import IPv4Address, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from lazyjack.addresses import RFC6052_LENGTHS as NAT64_PREFIX_LENGTHS
 from lazyjack.addresses import IPNet, embed_ipv4
@@ -83,30 +83,95 @@ def render_named_conf(
     return "\n".join(lines) + "\n"
 
 
-def named_conf(egress: Egress, *, state_dir: str, clients: Sequence[IPNet]) -> str:
-    """named.conf of the cluster's DNS64 server, listening on dns64.ip, its own files in `state_dir`, answering
-    `clients` (`served_networks` of the config) only."""
-    return render_named_conf(
-        prefix=egress.dns64.cidr,
-        forwarder=egress.dns64.remote_server,
-        allow_aaaa=egress.dns64.allow_aaaa,
-        directory=state_dir,
-        clients=clients,
-        # Not named's default /run/named/named.pid: that is the host's own bind9's, which ours
-        # would overwrite and then delete when it stops.
-        pid_file=f"{state_dir}/named.pid",
-        listen_on_v6=[egress.dns64.ip],
-    )
+def dns64_conf(egress: Egress, *, state_dir: str, clients: Sequence[IPNet]) -> str:
+    """The cluster's DNS64 server's configuration, named.conf or unbound.conf by dns64.server: listening on
+    dns64.ip, answering `clients` (`served_networks` of the config) only, its own files (the pid file too) in `state_dir`.
+
+    Not in named's /run/named/ or unbound's /run/unbound.pid: those are the host's own server's, which
+    ours would overwrite and then delete when it stops.
+    """
+    dns64 = egress.dns64
+    assert dns64 is not None, "only a node with opmode dns64 runs a DNS64 server"
+    pid_file = f"{state_dir}/{dns64.program}.pid"
+    if dns64.server == "unbound":
+        return render_unbound_conf(prefix=egress.prefix, forwarder=dns64.remote_server, allow_aaaa=dns64.allow_aaaa,
+                                   directory=state_dir, pid_file=pid_file, listen_on=dns64.ip, clients=clients)
+    return render_named_conf(prefix=egress.prefix, forwarder=dns64.remote_server, allow_aaaa=dns64.allow_aaaa,
+                             directory=state_dir, clients=clients, pid_file=pid_file, listen_on_v6=[dns64.ip])
 
 
-def _quoted(field: str, value: str) -> str:
-    # named.conf has no escape we want to rely on; refuse what would end the string early.
+def render_unbound_conf(
+    *,
+    prefix: IPv6Network,
+    forwarder: IPv4Address,
+    allow_aaaa: bool,
+    directory: str,
+    pid_file: str,
+    listen_on: IPv6Address,
+    clients: Sequence[IPNet],
+) -> str:
+    """Return a complete unbound.conf with the behaviour of `render_named_conf`'s resolver.
+
+    It listens on `listen_on` only, answers only `clients` (everyone else is refused), forwards
+    every query to `forwarder` through NAT64 and synthesises AAAA in `prefix`; with `allow_aaaa`
+    False every answer is synthesised. Everything it writes stays in `directory`.
+    """
+    if not clients:
+        raise ValueError("clients is empty: an unbound that serves no network would refuse every query")
+    forward_via = embed_ipv4(prefix, forwarder)
+    lines = [
+        "# Written by lazyjack: recursive DNS64 resolver for an IPv6-only cluster.",
+        f"# Queries are forwarded to {forwarder} through NAT64 as {forward_via}.",
+        "server:",
+        "    verbosity: 1",
+        # In the foreground, logging to stderr: lazyjack's log file or the container's output.
+        "    do-daemonize: no",
+        "    use-syslog: no",
+        '    logfile: ""',
+        # Debian's defaults would chroot, drop privileges and share /run/unbound.pid with the
+        # host's own unbound; this one keeps to its directory.
+        '    chroot: ""',
+        '    username: ""',
+        f"    directory: {_quoted('directory', directory, file='unbound.conf')}",
+        f"    pidfile: {_quoted('pid_file', pid_file, file='unbound.conf')}",
+        f"    interface: {listen_on}",
+        # A container's new IPv6 address is tentative for a moment; without freebind unbound
+        # would exit, unable to bind it.
+        "    ip-freebind: yes",
+        "    port: 53",
+        # Its one upstream is an IPv6 address (inside the prefix) and its clients are IPv6-only.
+        "    do-ip4: no",
+        "    do-ip6: yes",
+    ]
+    lines += [f"    access-control: {network} allow" for network in clients]
+    lines += [
+        # No validator: synthesised answers are unsigned anyway (bind9's dnssec-validation no).
+        '    module-config: "dns64 iterator"',
+        f"    dns64-prefix: {prefix}",
+    ]
+    if not allow_aaaa:
+        # Ignore every real AAAA so that answers always point into the NAT64 prefix.
+        lines.append("    dns64-synthall: yes")
+    lines += [
+        "remote-control:",
+        "    control-enable: no",
+        "forward-zone:",
+        '    name: "."',
+        f"    forward-addr: {forward_via}",
+        # Never recurse from the root: every query must take the NAT64 path to the forwarder.
+        "    forward-first: no",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _quoted(field: str, value: str, *, file: str = "named.conf") -> str:
+    # Neither file format has an escape we want to rely on; refuse what would end the string early.
     if not value or any(c in value for c in '"\\\n\r'):
         raise ValueError(
-            f"{field} {value!r} cannot be written to named.conf: it must be non-empty and"
+            f"{field} {value!r} cannot be written to {file}: it must be non-empty and"
             " contain no quote, backslash or line break"
         )
     return f'"{value}"'
 
 
-__all__ = ["NAT64_PREFIX_LENGTHS", "embed_ipv4", "named_conf", "render_named_conf"]
+__all__ = ["NAT64_PREFIX_LENGTHS", "dns64_conf", "embed_ipv4", "render_named_conf", "render_unbound_conf"]

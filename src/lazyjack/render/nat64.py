@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
+from lazyjack.addresses import WELL_KNOWN_PREFIX
 from lazyjack.config.egress import Egress
 
 #: tayga's tun device, in the support namespace or the NAT64 container.
@@ -39,13 +40,22 @@ def render_tayga_conf(
     return "\n".join(lines) + "\n"
 
 
-def tayga_conf(egress: Egress, *, data_dir: str) -> str:
-    """tayga.conf of the cluster's NAT64 gateway: the DNS64 prefix to the pool, its address map in `data_dir`."""
+def tayga_conf(egress: Egress, *, data_dir: str, prefix: IPv6Network | None = None) -> str:
+    """tayga.conf of the cluster's NAT64 gateway: the DNS64 prefix (or `prefix`: what pre-flight asks tayga
+    about) to the pool, its address map in `data_dir`.
+
+    With the well-known prefix tayga cannot derive its own IPv6 address from a private ipv4-addr
+    (RFC 6052 forbids it): it is given nat64.ip, its address on the support network.
+    """
+    nat64 = egress.nat64
+    assert nat64 is not None, "only a node with opmode nat64 runs a NAT64 gateway"
+    chosen = prefix if prefix is not None else egress.prefix
     return render_tayga_conf(
         tun_device=TUN,
-        ipv4_addr=egress.nat64.v4_ip,
-        prefix=egress.dns64.cidr,
-        dynamic_pool=egress.nat64.v4_cidr,
+        ipv4_addr=nat64.v4_ip,
+        ipv6_addr=nat64.ip if chosen == WELL_KNOWN_PREFIX else None,
+        prefix=chosen,
+        dynamic_pool=nat64.v4_cidr,
         data_dir=data_dir,
     )
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
@@ -27,17 +29,19 @@ from typing import Any
 from lazyjack.config.plan import served_networks, support_gateway
 from lazyjack.errors import HostError
 from lazyjack.host.containers import Engine, EngineError, EngineUnreachable, PodmanService
-from lazyjack.render.dns64 import named_conf
+from lazyjack.render.dns64 import dns64_conf
 from lazyjack.render.nat64 import TUN, tayga_conf
 from lazyjack.steps.base import Context, Outcome, Record, Step
 from lazyjack.steps.records import ContainerNetworkRecord, ContainerRecord
 from lazyjack.steps.shapes import make_parents, remove_created_dirs
-from lazyjack.steps.support import PrefixForward
+from lazyjack.steps.support import ARGV, TaygaProbe, check_tayga, remote_resolver
 
 NETWORK = "support_net"  # the name lazyjack 1.x gave it
 #: Docker names the bridge after this option; routes and `ip link` then read plainly.
 BRIDGE = "ljsupbr0"
 DNS64_NAME, NAT64_NAME = "bind9", "tayga"  # the names lazyjack 1.x gave the containers
+#: The DNS64 server's container, by program (named's keeps 1.x's name).
+DNS64_NAMES = {"named": DNS64_NAME, "unbound": "unbound"}
 LABEL = "lazyjack"
 HASH_LABEL = "lazyjack.config-hash"
 IMAGE_LABEL = "lazyjack.image-id"
@@ -259,8 +263,10 @@ class ContainerPlan:
     sysctls: dict[str, str] = field(default_factory=dict)
     # Commands run in the container right after it starts (addresses and routes the engine cannot set).
     after_start: tuple[tuple[str, ...], ...] = ()
-    # "tun": wait for tayga's tun before after_start; "dns": wait for named to listen on port 53.
+    # "tun": wait for tayga's tun before after_start; "dns": wait for the DNS server to listen on port 53.
     ready: str = ""
+    # Containers of ours this one takes the place of (the DNS64 server's, when dns64.server changed).
+    replaces: tuple[str, ...] = ()
 
 
 def container_spec(plan: ContainerPlan, *, conf_path: Path, network: str, runtime: str) -> dict[str, Any]:
@@ -346,6 +352,20 @@ class SupportContainer(Step):
         image = engine.image(self.server.image)
         return current, None if image is None else str(image.get("Id", ""))
 
+    def _replaced(self, engine: Engine) -> list[str]:
+        """Our containers that did this one's job before (dns64.server changed), still there."""
+        found = []
+        for name in self.server.replaces:
+            info = engine.container(name)
+            if info is not None and _ours((info.get("Config") or {}).get("Labels")):
+                found.append(name)
+        return found
+
+    def _check_tayga(self, ctx: Context, engine: Engine) -> None:
+        if self.server.role == "nat64":
+            ask = container_tayga_probe(engine, self.server.image)
+            check_tayga(ctx, ask=ask, which=f"the tayga of image {self.server.image}", data_dir=STATE_DIR)
+
     def plan(self, ctx: Context) -> Outcome:
         where = ", ".join(str(a) for a in (self.server.ipv6, self.server.ipv4) if a is not None)
         start = f"start {self.server.name} from {self.server.image} at {where}"
@@ -355,20 +375,26 @@ class SupportContainer(Step):
     def _plan(self, ctx: Context, engine: Engine, where: str, start: str) -> Outcome:
         current, image_id = self._state(ctx, engine)
         pull = [] if image_id is not None else [f"pull {self.server.image} (not on this node)"]
-        if current is None:
-            return Outcome.change(*pull, start)
-        state = current.get("State") or {}
-        labels = (current.get("Config") or {}).get("Labels") or {}
-        if not state.get("Running"):
-            why = f"it is {state.get('Status', 'stopped')} (exit code {state.get('ExitCode')})"
-        elif labels.get(HASH_LABEL) != config_hash(self._spec(ctx), plan=self.server):
-            why = "its configuration changed"
-        elif labels.get(IMAGE_LABEL) != image_id:
-            why = f"its image changed ({self.server.image} is now {_short_id(image_id)}, " \
-                  f"it runs {_short_id(labels.get(IMAGE_LABEL))})"
-        else:
-            return Outcome.noop(f"{self.server.name} runs with the current configuration at {where}")
-        return Outcome.change(*pull, f"replace {self.server.name}: {why}", start)
+        replaced = [f"stop and remove {name} (dns64.server changed)" for name in self._replaced(engine)]
+        why = ""
+        if current is not None:
+            state = current.get("State") or {}
+            labels = (current.get("Config") or {}).get("Labels") or {}
+            if not state.get("Running"):
+                why = f"it is {state.get('Status', 'stopped')} (exit code {state.get('ExitCode')})"
+            elif labels.get(HASH_LABEL) != config_hash(self._spec(ctx), plan=self.server):
+                why = "its configuration changed"
+            elif labels.get(IMAGE_LABEL) != image_id:
+                why = f"its image changed ({self.server.image} is now {_short_id(image_id)}, " \
+                      f"it runs {_short_id(labels.get(IMAGE_LABEL))})"
+            elif not replaced:
+                return Outcome.noop(f"{self.server.name} runs with the current configuration at {where}")
+        if image_id is not None:
+            # Before anything changes: would the image's tayga take this configuration? (Without the
+            # image, apply asks once it is pulled.)
+            self._check_tayga(ctx, engine)
+        replace = [f"replace {self.server.name}: {why}"] if why else []
+        return Outcome.change(*pull, *replaced, *replace, start)
 
     def apply(self, ctx: Context) -> Record:
         engine = self.engine.connect(ctx)
@@ -386,8 +412,11 @@ class SupportContainer(Step):
                         f"image {self.server.image} is not on this node and cannot be pulled ({exc.message}); "
                         "build it from lazyjack's images/ directory (see its README) or set the image in the config"
                     ) from None
+                self._check_tayga(ctx, engine)
             _, image_id = self._state(ctx, engine)
             assert image_id is not None
+            for name in self._replaced(engine):
+                engine.remove_container(name)
             engine.remove_container(self.server.name)
             spec = self._spec(ctx)
             spec["Labels"][HASH_LABEL] = config_hash(spec, plan=self.server)
@@ -487,7 +516,18 @@ class SupportContainer(Step):
 def nat64_container(ctx: Context) -> ContainerPlan:
     """tayga: creates its tun at start; the tun is brought up and the pool and prefix routed into it after."""
     egress = ctx.egress
-    nat64 = egress.nat64
+    nat64, support = egress.nat64, egress.support
+    assert nat64 is not None and support is not None
+    after: list[tuple[str, ...]] = [
+        ("ip", "link", "set", TUN, "up"),
+        ("ip", "route", "replace", str(nat64.v4_cidr), "dev", TUN),
+        ("ip", "-6", "route", "replace", str(egress.prefix), "dev", TUN),
+    ]
+    resolver = remote_resolver(ctx)
+    if resolver is not None:
+        # The DNS64 server runs on another node, though its address lies in support_net: replies to it
+        # leave through this node.
+        after.append(("ip", "-6", "route", "replace", str(resolver), "via", str(support_gateway(support.cidr))))
     return ContainerPlan(
         name=NAT64_NAME,
         role="nat64",
@@ -499,47 +539,79 @@ def nat64_container(ctx: Context) -> ContainerPlan:
         ipv4=nat64.v4_ip,
         devices=("/dev/net/tun",),
         sysctls={**IPV6_SYSCTLS, **FORWARDING_SYSCTLS},
-        after_start=(
-            ("ip", "link", "set", TUN, "up"),
-            ("ip", "route", "replace", str(nat64.v4_cidr), "dev", TUN),
-            ("ip", "-6", "route", "replace", str(egress.dns64.cidr), "dev", TUN),
-        ),
+        after_start=tuple(after),
         ready="tun",
     )
 
 
 def dns64_container(ctx: Context) -> ContainerPlan:
-    """named: IPv6 only (the engine's IPv4 address is removed), the DNS64 prefix routed via the NAT64 container."""
+    """named or unbound: IPv6 only (the engine's IPv4 address is removed); with NAT64 on this node too, the
+    DNS64 prefix routed via the NAT64 container, else through the node (to the NAT64 node or the site's)."""
     egress = ctx.egress
     dns64 = egress.dns64
+    assert dns64 is not None
+    program = dns64.program
+    after: list[tuple[str, ...]] = [
+        # The engine gives every container an IPv4 address on a dual-stack network; the DNS64 server
+        # must not have one (1.x removed it too): flush the global IPv4 addresses of its link.
+        ("ip", "-4", "addr", "flush", "dev", CONTAINER_LINK, "scope", "global"),
+    ]
+    if ctx.node.is_nat64 and egress.nat64 is not None:
+        after.append(("ip", "-6", "route", "replace", str(egress.prefix), "via", str(egress.nat64.ip)))
     return ContainerPlan(
-        name=DNS64_NAME,
+        name=DNS64_NAMES[program],
         role="dns64",
         image=dns64.image,
-        command=["named", "-g", "-c", f"{CONF_DIR}/named.conf"],
-        conf_name="named.conf",
-        conf_text=named_conf(egress, state_dir=STATE_DIR, clients=served_networks(ctx.config)),
+        command=[program, *ARGV[program], f"{CONF_DIR}/{program}.conf"],
+        conf_name=f"{program}.conf",
+        conf_text=dns64_conf(egress, state_dir=STATE_DIR, clients=served_networks(ctx.config)),
         ipv6=dns64.ip,
         ipv4=None,
         sysctls=dict(IPV6_SYSCTLS),
-        after_start=(
-            # The engine gives every container an IPv4 address on a dual-stack network; the DNS64 server
-            # must not have one (1.x removed it too): flush the global IPv4 addresses of its link.
-            ("ip", "-4", "addr", "flush", "dev", CONTAINER_LINK, "scope", "global"),
-            ("ip", "-6", "route", "replace", str(dns64.cidr), "via", str(egress.nat64.ip)),
-        ),
+        after_start=tuple(after),
         ready="dns",
+        replaces=tuple(name for other, name in DNS64_NAMES.items() if other != program),
     )
 
 
+def container_tayga_probe(engine: Engine, image: str) -> TaygaProbe:
+    """The image's tayga, in a throwaway container without a network: its namespace and tun die with it."""
+
+    def ask(conf: str) -> tuple[bool, str]:
+        with tempfile.TemporaryDirectory(prefix="lazyjack-tayga-") as scratch:
+            path = Path(scratch) / "tayga.conf"
+            path.write_text(conf)
+            path.chmod(0o644)
+            Path(scratch).chmod(0o755)  # podman may read the file as another user
+            spec = {
+                "Image": image,
+                "Entrypoint": ["tayga"],
+                "Cmd": ["--config", f"{CONF_DIR}/tayga.conf", "--mktun"],
+                "Labels": {LABEL: "probe"},
+                "HostConfig": {
+                    "NetworkMode": "none",
+                    "Binds": [f"{path}:{CONF_DIR}/tayga.conf:ro"],
+                    "CapAdd": ["NET_ADMIN"],
+                    "Devices": [{"PathOnHost": "/dev/net/tun", "PathInContainer": "/dev/net/tun",
+                                 "CgroupPermissions": "rwm"}],
+                    **({"Ulimits": PODMAN_ULIMITS} if engine.name == "podman" else {}),
+                },
+            }
+            code, output = engine.run_once(f"lazyjack-probe-{uuid.uuid4().hex[:12]}", spec, timeout=READY_TIMEOUT)
+        return code == 0, output.strip()
+
+    return ask
+
+
 def container_steps(ctx: Context, runtime: str, socket_path: str) -> list[Step]:
-    """The network and both servers, in the order prepare applies them."""
+    """The network and this node's server(s), in the order prepare applies them."""
     egress = ctx.egress
+    assert egress.support is not None
     engine = EngineRef(runtime, socket_path)
     work = ctx.work_area.rstrip("/")
-    return [
-        SupportNetwork(engine, egress.support.cidr, egress.support.v4cidr),
-        SupportContainer(engine, nat64_container(ctx), f"{work}/nat64"),
-        SupportContainer(engine, dns64_container(ctx), f"{work}/dns64"),
-        PrefixForward(egress.dns64.cidr, served_networks(ctx.config)),
-    ]
+    steps: list[Step] = [SupportNetwork(engine, egress.support.cidr, egress.support.v4cidr)]
+    if ctx.node.is_nat64:
+        steps.append(SupportContainer(engine, nat64_container(ctx), f"{work}/nat64"))
+    if ctx.node.is_dns64:
+        steps.append(SupportContainer(engine, dns64_container(ctx), f"{work}/dns64"))
+    return steps

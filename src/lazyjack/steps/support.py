@@ -1,23 +1,26 @@
-"""DNS64/NAT64 on the support network, native runtime: a network namespace with named and tayga in it.
+"""DNS64/NAT64 on the support network, native runtime: a network namespace with the DNS64 server (named or
+unbound) and/or tayga in it, by the node's opmodes.
 
 The node keeps the support network's gateways on `ljsup0`; its veth peer `eth0` sits in a
 dedicated namespace holding the DNS64 address, the NAT64 addresses and tayga's tun.
 Traffic of the IPv4 pool leaves the node masqueraded, so that replies find their way back.
+Before anything changes, pre-flight asks the tayga that will run whether it takes the configuration.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Interface, IPv6Interface, IPv6Network, ip_interface
+from ipaddress import IPv4Interface, IPv6Address, IPv6Interface, IPv6Network, ip_interface
 from pathlib import Path
 
-from lazyjack.addresses import IPIface, IPNet
+from lazyjack.addresses import WELL_KNOWN_PREFIX, IPIface, IPNet
+from lazyjack.config.egress import DNS64_PROGRAMS
 from lazyjack.config.plan import support_gateway
-from lazyjack.errors import CommandFailed, HostError
-from lazyjack.render.nat64 import TUN
+from lazyjack.errors import CommandFailed, HostError, PreflightError
+from lazyjack.render.nat64 import TUN, tayga_conf
 from lazyjack.steps.base import Context, Outcome, Record, Step
 from lazyjack.steps.records import LinkRecord, NameRecord, NativeServerRecord, RulesRecord
 from lazyjack.steps.shapes import Created, Item, Items, make_parents, remove_created_dirs
@@ -25,6 +28,18 @@ from lazyjack.steps.shapes import Created, Item, Items, make_parents, remove_cre
 SUPPORT_LINK = "ljsup0"
 SUPPORT_PEER = "eth0"
 RULE_COMMENT = "lazyjack"
+#: The Debian package holding each server program.
+PACKAGES = {"named": "bind9", "unbound": "unbound", "tayga": "tayga"}
+#: The argv of each program after its name, given its configuration file.
+ARGV = {"named": ["-g", "-c"], "unbound": ["-d", "-c"], "tayga": ["--nodetach", "--config"]}
+
+
+def remote_resolver(ctx: Context) -> IPv6Address | None:
+    """On a NAT64 node whose DNS64 server runs on another node: that server's address (inside the support network)."""
+    dns64 = ctx.egress.dns64
+    if not ctx.node.is_nat64 or ctx.node.is_dns64 or dns64 is None:
+        return None
+    return dns64.ip
 
 
 def _addresses_in(ctx: Context, netns: str, link: str) -> list[IPIface]:
@@ -96,15 +111,17 @@ class SupportLink(Created):
         return ctx.host.net.link_exists(SUPPORT_LINK)
 
     def _wanted(self, ctx: Context) -> tuple[list[IPIface], list[IPIface]]:
+        """(the node's gateways on ljsup0, the servers' addresses on eth0 in the namespace), by this node's roles."""
         egress = ctx.egress
+        assert egress.support is not None
         v6, v4 = egress.support.cidr, egress.support.v4cidr
-        host: list[IPIface] = [IPv6Interface((support_gateway(v6), v6.prefixlen)),
-                               IPv4Interface((support_gateway(v4), v4.prefixlen))]
-        inside: list[IPIface] = [
-            IPv6Interface((egress.dns64.ip, v6.prefixlen)),
-            IPv6Interface((egress.nat64.ip, v6.prefixlen)),
-            IPv4Interface((egress.nat64.v4_ip, v4.prefixlen)),
-        ]
+        host: list[IPIface] = [IPv6Interface((support_gateway(v6), v6.prefixlen))]
+        inside: list[IPIface] = []
+        if ctx.node.is_dns64 and egress.dns64 is not None:
+            inside.append(IPv6Interface((egress.dns64.ip, v6.prefixlen)))
+        if ctx.node.is_nat64 and egress.nat64 is not None:
+            host.append(IPv4Interface((support_gateway(v4), v4.prefixlen)))
+            inside += [IPv6Interface((egress.nat64.ip, v6.prefixlen)), IPv4Interface((egress.nat64.v4_ip, v4.prefixlen))]
         return host, inside
 
     def plan(self, ctx: Context) -> Outcome:
@@ -113,12 +130,19 @@ class SupportLink(Created):
         if not net.link_exists(SUPPORT_LINK):
             return Outcome.change(f"create {SUPPORT_LINK} with {', '.join(map(str, host))}; "
                                   f"{SUPPORT_PEER} in {self.netns} with {', '.join(map(str, inside))}")
-        missing = [a for a in host if a not in net.addresses(SUPPORT_LINK)]
         present = _addresses_in(ctx, self.netns, SUPPORT_PEER) if ctx.host.netns_exists(self.netns) else []
-        missing += [a for a in inside if a not in present]
-        if not missing:
+        missing = [str(a) for a in host if a not in net.addresses(SUPPORT_LINK)]
+        missing += [str(a) for a in inside if a not in present]
+        extra = [a for a in present if a not in inside]  # this node's roles changed since
+        resolver = remote_resolver(ctx)
+        if resolver is not None and not missing and not ctx.host.ip_in(self.netns, "-6", "route", "show",
+                                                                          str(resolver), check=False).strip():
+            missing.append(f"the route to the DNS64 server {resolver}")
+        if not missing and not extra:
             return Outcome.noop(f"{SUPPORT_LINK} and {SUPPORT_PEER} have their addresses")
-        return Outcome.change(f"re-create {SUPPORT_LINK}: missing {', '.join(map(str, missing))}")
+        why = [f"missing {', '.join(missing)}"] if missing else []
+        why += [f"{', '.join(map(str, extra))} no longer wanted"] if extra else []
+        return Outcome.change(f"re-create {SUPPORT_LINK}: {'; '.join(why)}")
 
     def create(self, ctx: Context) -> None:
         host, inside = self._wanted(ctx)
@@ -133,12 +157,24 @@ class SupportLink(Created):
                 net.add_address(SUPPORT_LINK, address, nodad=True)
             net.link_up(SUPPORT_LINK)
             # A private link: duplicate address detection would only delay the servers.
+            nat64 = ctx.egress.nat64
             for address in inside:
-                nodad = ["nodad"] if address.version == 6 else []
-                ctx.host.ip_in(self.netns, "addr", "add", str(address), "dev", SUPPORT_PEER, *nodad)
+                flags = ["nodad"] if address.version == 6 else []
+                if nat64 is not None and address.ip == nat64.ip:
+                    # Only the node's next hop into tayga, and with the well-known prefix tayga's own address:
+                    # deprecated, so that the DNS64 server here never sends from it (RFC 6724 rule 3).
+                    flags += ["preferred_lft", "0"]
+                ctx.host.ip_in(self.netns, "addr", "add", str(address), "dev", SUPPORT_PEER, *flags)
             ctx.host.ip_in(self.netns, "link", "set", SUPPORT_PEER, "up")
-            ctx.host.ip_in(self.netns, "-6", "route", "add", "default", "via", str(host[0].ip), "dev", SUPPORT_PEER)
-            ctx.host.ip_in(self.netns, "-4", "route", "add", "default", "via", str(host[1].ip), "dev", SUPPORT_PEER)
+            for gateway in host:
+                family = f"-{gateway.version}"
+                ctx.host.ip_in(self.netns, family, "route", "add", "default", "via", str(gateway.ip), "dev", SUPPORT_PEER)
+            resolver = remote_resolver(ctx)
+            if resolver is not None:
+                # The DNS64 server is on another node, though its address lies in this support network:
+                # translated replies to it must leave through the node, not look for it on this link.
+                ctx.host.ip_in(self.netns, "-6", "route", "add", str(resolver), "via", str(host[0].ip),
+                               "dev", SUPPORT_PEER)
             for name in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
                 ctx.host.proc.run(["ip", "netns", "exec", self.netns, "sysctl", "-qw", name], timeout=30)
         except BaseException:
@@ -159,13 +195,19 @@ class NativeServer(Step):
     kind = "native-server"
     record_model = NativeServerRecord
     netns: str
-    program: str  # "named" or "tayga"
+    program: str  # "named", "unbound" or "tayga"
     conf: str
     directory: str  # under the work area, on the host path (before --root)
 
     @property
     def title(self) -> str:
-        return f"{'DNS64' if self.program == 'named' else 'NAT64'} server ({self.program})"
+        return f"{'NAT64' if self.program == 'tayga' else 'DNS64'} server ({self.program})"
+
+    @property
+    def _others(self) -> tuple[str, ...]:
+        """Programs that did this server's job in the same directory before (dns64.server changed)."""
+        dns64 = DNS64_PROGRAMS.values()
+        return tuple(p for p in dns64 if p != self.program) if self.program in dns64 else ()
 
     def _paths(self, ctx: Context) -> dict[str, Path]:
         base = ctx.real_path(self.directory)
@@ -180,19 +222,27 @@ class NativeServer(Step):
 
     def plan(self, ctx: Context) -> Outcome:
         if ctx.host.proc.which(self.program) is None:
-            package = "bind9" if self.program == "named" else "tayga"
-            raise HostError(f"{self.program} is not installed (the native runtime runs it); apt-get install {package}")
+            raise HostError(f"{self.program} is not installed (the native runtime runs it); "
+                            f"apt-get install {PACKAGES[self.program]}")
         pid, same = self._current(ctx)
-        if pid is not None and same and ctx.host.netns_exists(self.netns):
+        replaced = [f"stop {other} (dns64.server changed)" for other in self._others
+                    if ctx.host.daemons.running(self._paths(ctx)["dir"] / f"{other}.pid", program=other)]
+        if pid is not None and same and ctx.host.netns_exists(self.netns) and not replaced:
             return Outcome.noop(f"running (pid {pid}) with the current configuration")
+        if self.program == "tayga":
+            check_tayga(ctx, ask=native_tayga_probe(ctx), which="the installed tayga",
+                        data_dir=str(self._paths(ctx)["dir"] / "data"))
         if pid is not None:
-            return Outcome.change(f"restart {self.program}: its configuration changed")
-        return Outcome.change(f"start {self.program} in {self.netns}")
+            return Outcome.change(*replaced, f"restart {self.program}: its configuration changed")
+        return Outcome.change(*replaced, f"start {self.program} in {self.netns}")
 
     def apply(self, ctx: Context) -> Record:
         paths = self._paths(ctx)
         files = ctx.host.files
         ctx.host.daemons.stop(paths["pid"], program=self.program)
+        for other in self._others:
+            if ctx.host.daemons.stop(paths["dir"] / f"{other}.pid", program=other):
+                self._forget_files(ctx, self.directory, other, created_dirs=[])
         created = make_parents(ctx, f"{self.directory}/{self.program}.conf", modes={self.directory: 0o700})
         files.write_atomic(f"{self.directory}/{self.program}.conf", self.conf.encode(), mode=0o644)
         inside = ["ip", "netns", "exec", self.netns]
@@ -200,11 +250,9 @@ class NativeServer(Step):
         try:
             if self.program == "tayga":
                 self._prepare_tun(ctx, inside, paths)
-                argv = [*inside, "tayga", "--config", str(paths["conf"]), "--nodetach"]
-            else:
-                argv = [*inside, "named", "-g", "-c", str(paths["conf"])]
+            argv = [*inside, self.program, *ARGV[self.program], str(paths["conf"])]
             pid = ctx.host.daemons.start(argv, pid_file=paths["pid"], log_file=paths["log"])
-            if self.program == "named" and not ctx.host.daemons.listening(pid, port=53, timeout=10):
+            if self.program != "tayga" and not ctx.host.daemons.listening(pid, port=53, timeout=10):
                 log = paths["log"].read_text(errors="replace")[-3000:] if paths["log"].exists() else ""
                 ctx.host.daemons.stop(paths["pid"], program=self.program)
                 raise CommandFailed(argv, None, log, reason="did not start listening on port 53 within 10s")
@@ -218,11 +266,12 @@ class NativeServer(Step):
 
     def _prepare_tun(self, ctx: Context, inside: list[str], paths: dict[str, Path]) -> None:
         egress = ctx.egress
+        assert egress.nat64 is not None
         if not ctx.host.ip_in(self.netns, "link", "show", TUN, check=False):
             ctx.host.proc.run([*inside, "tayga", "--config", str(paths["conf"]), "--mktun"], timeout=30)
         ctx.host.ip_in(self.netns, "link", "set", TUN, "up")
         ctx.host.ip_in(self.netns, "route", "replace", str(egress.nat64.v4_cidr), "dev", TUN)
-        ctx.host.ip_in(self.netns, "route", "replace", str(egress.dns64.cidr), "dev", TUN)
+        ctx.host.ip_in(self.netns, "route", "replace", str(egress.prefix), "dev", TUN)
 
     @staticmethod
     def _forget_files(ctx: Context, directory: str, program: str, *, created_dirs: list[str]) -> list[str]:
@@ -257,6 +306,47 @@ class NativeServer(Step):
     def plan_remove(self, ctx: Context) -> Outcome:
         pid, _ = self._current(ctx)
         return Outcome.change(f"stop {self.program}") if pid else Outcome.noop(f"{self.program} is not running")
+
+
+# --- what the DNS64 server answers, and what the installed tayga accepts ---------------------------
+
+
+#: Prefixes pre-flight asks tayga about when it refuses the configured one, to say which would work.
+TAYGA_CANDIDATES = (WELL_KNOWN_PREFIX, IPv6Network("64:ff9b:1::/96"), IPv6Network("fd00:10:64:ff9b::/96"))
+#: Asks a tayga whether it accepts a configuration: (accepted, what it said).
+TaygaProbe = Callable[[str], tuple[bool, str]]
+
+
+def native_tayga_probe(ctx: Context) -> TaygaProbe:
+    """The installed tayga, in a network namespace of its own that dies with it (and with the tun it makes)."""
+
+    def ask(conf: str) -> tuple[bool, str]:
+        argv = ["unshare", "--net", "tayga", "--config", "/dev/stdin", "--mktun"]
+        result = ctx.host.proc.run(argv, timeout=30, check=False, input=conf.encode())
+        return result.returncode == 0, (result.stderr + result.stdout).strip()
+
+    return ask
+
+
+def check_tayga(ctx: Context, *, ask: TaygaProbe, which: str, data_dir: str) -> None:
+    """Pre-flight on the NAT64 node: refuse, before anything changes, the configuration (with `data_dir`) if
+    `which` tayga refuses it, naming the prefixes it accepts instead."""
+    egress = ctx.egress
+    accepted, said = ask(tayga_conf(egress, data_dir=data_dir))
+    if accepted:
+        return
+    works = [str(p) for p in TAYGA_CANDIDATES
+             if p != egress.prefix and ask(tayga_conf(egress, data_dir=data_dir, prefix=p))[0]]
+    hint = (f"prefixes it accepts: {', '.join(works)}" if works
+            else "it accepts none of " + ", ".join(map(str, TAYGA_CANDIDATES)) + " either")
+    raise PreflightError(
+        f"{which} refuses the NAT64 configuration for dns64.cidr {egress.prefix}: {said or 'no reason given'}; "
+        f"{hint} (set dns64.cidr to one of them, install a tayga that accepts it, or use the site's NAT64 "
+        "with nat64.external-gateway)"
+    )
+
+
+# --- iptables ----------------------------------------------------------------------------------
 
 
 class FirewallRules(Items):
