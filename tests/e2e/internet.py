@@ -105,7 +105,7 @@ def named_conf_text(directory: Path, dns: IPv4Address) -> str:
     )
 
 
-def _wait_for(what: str, probe: list[str], process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_for(what: str, probe: list[str], process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if process.poll() is not None:
@@ -117,7 +117,7 @@ def _wait_for(what: str, probe: list[str], process: subprocess.Popen[bytes], log
         time.sleep(POLL)
 
 
-def _start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+def start_process(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -133,7 +133,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=5)
 
 
-def _stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
     for process in reversed(processes):
         _stop(process)
 
@@ -151,7 +151,7 @@ def internet(directory: Path, *, netns: str, node_netns: str, dns: IPv4Address,
     with ExitStack() as cleanup:
         sh("ip", "netns", "add", netns)
         cleanup.callback(sh, "ip", "netns", "del", netns, check=False)
-        cleanup.callback(_stop_all, net.processes)
+        cleanup.callback(stop_all, net.processes)
         sh("ip", "-n", netns, "link", "set", "lo", "up")
         for server in sorted({dns, records.www_a, records.dual_a}):
             sh("ip", "-n", netns, "addr", "add", f"{server}/32", "dev", "lo")
@@ -169,18 +169,18 @@ def internet(directory: Path, *, netns: str, node_netns: str, dns: IPv4Address,
         conf = dns_dir / "named.conf"
         conf.write_text(named_conf_text(dns_dir, dns))
         log = directory / "named.log"
-        named = _start([*inside, "named", "-g", "-c", str(conf)], log)
+        named = start_process([*inside, "named", "-g", "-c", str(conf)], log)
         net.processes.append(named)
-        _wait_for("internet named", [*inside, "dig", "+time=1", "+tries=1", f"@{dns}", "SOA", ZONE],
+        wait_for("internet named", [*inside, "dig", "+time=1", "+tries=1", f"@{dns}", "SOA", ZONE],
                   named, log)
 
         web_dir = directory / "www"
         web_dir.mkdir(exist_ok=True)
         (web_dir / "index.html").write_text(WEB_PAGE)
         log = directory / "http.log"
-        web = _start([*inside, sys.executable, "-m", "http.server", "--bind", str(records.www_a),
+        web = start_process([*inside, sys.executable, "-m", "http.server", "--bind", str(records.www_a),
                       "--directory", str(web_dir), "80"], log)
         net.processes.append(web)
-        _wait_for("internet web server", [*inside, "curl", "-s", "-o", "/dev/null", "--max-time", "1",
+        wait_for("internet web server", [*inside, "curl", "-s", "-o", "/dev/null", "--max-time", "1",
                                           f"http://{records.www_a}/"], web, log)
         yield net

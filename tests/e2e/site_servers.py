@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 from pathlib import Path
 
-from internet import UPLINK, sh
+from internet import UPLINK, sh, start_process, stop_all, wait_for
 
-from lazyjack.config.plan import embed_ipv4
+from lazyjack.addresses import embed_ipv4
 
 POOL = IPv4Network("172.30.0.0/24")
 TAYGA_V4 = IPv4Address("172.30.0.1")
-START_TIMEOUT = 10.0
 
 
 @dataclass
@@ -31,31 +29,6 @@ class Site:
     dns64: IPv6Address
     prefix: IPv6Network
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-
-def _wait(what: str, probe: list[str], process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while subprocess.run(probe, capture_output=True, timeout=10).returncode != 0:
-        if process.poll() is not None or time.monotonic() >= deadline:
-            raise RuntimeError(f"{what} did not start:\n{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.05)
-
-
-def _start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in reversed(processes):
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
 
 
 @contextlib.contextmanager
@@ -69,7 +42,7 @@ def site(directory: Path, *, netns: str, switch: str, on_switch: list[IPv6Interf
     with contextlib.ExitStack() as cleanup:
         sh("ip", "netns", "add", netns)
         cleanup.callback(sh, "ip", "netns", "del", netns, check=False)
-        cleanup.callback(_stop, result.processes)
+        cleanup.callback(stop_all, result.processes)
         port = f"s{netns[-6:]}"
         sh("ip", "-n", switch, "link", "add", port, "type", "veth", "peer", "name", "eth1", "netns", netns)
         sh("ip", "-n", switch, "link", "set", port, "master", "sw", "up")
@@ -102,7 +75,7 @@ def start(site_: Site, directory: Path, *, remote: IPv4Address) -> None:
     sh("ip", "-n", netns, "route", "add", str(site_.prefix), "dev", "nat64")
     sh(*inside, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", str(POOL), "-o", UPLINK, "-j", "MASQUERADE")
     log = directory / "tayga.log"
-    tayga = _start([*inside, "tayga", "--config", str(tayga_conf), "--nodetach"], log)
+    tayga = start_process([*inside, "tayga", "--config", str(tayga_conf), "--nodetach"], log)
     site_.processes.append(tayga)
 
     named_conf = directory / "named.conf"
@@ -125,7 +98,7 @@ def start(site_: Site, directory: Path, *, remote: IPv4Address) -> None:
         "",
     ]))
     log = directory / "named.log"
-    named = _start([*inside, "named", "-g", "-c", str(named_conf)], log)
+    named = start_process([*inside, "named", "-g", "-c", str(named_conf)], log)
     site_.processes.append(named)
-    _wait("the site's named", [*inside, "dig", "+time=1", "+tries=1", f"@{site_.dns64}", "AAAA", "ipv4only.arpa"],
+    wait_for("the site's named", [*inside, "dig", "+time=1", "+tries=1", f"@{site_.dns64}", "AAAA", "ipv4only.arpa"],
           named, log)

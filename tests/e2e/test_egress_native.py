@@ -22,7 +22,7 @@ from internet import Internet, Records, internet
 from servers import kill_servers, namespaces, server_pids
 from site_servers import Site, site, start
 
-from lazyjack.config.plan import embed_ipv4
+from lazyjack.addresses import embed_ipv4
 from lazyjack.steps.support import SUPPORT_LINK, support_netns
 from netns.cluster import EXAMPLES, Cluster, Node, make_cluster, sh
 
