@@ -243,16 +243,17 @@ def test_up_check_down(make_lab: MakeLab, name: str) -> None:
     one = make_lab(name, CONFIGS[name])
     spec = one.spec
     master = next(n for n, s in spec.nodes.items() if s.is_master)
-    nat64 = next((n for n, s in spec.nodes.items() if "nat64" in s.roles), None)
+    servers = [n for n, s in spec.nodes.items() if "nat64" in s.roles or "dns64" in s.roles]
+    others = [n for n in spec.nodes if n not in servers]
     minions = [n for n, s in spec.nodes.items() if "minion" in s.roles]
 
     out = ok("up", "--config", str(one.config))
     assert "--skip-phases kubelet,kubeadm" in out  # neither is installed here; the lab says so
     for node in spec.nodes:
         assert _lines_with(out, f" ✓ prepare on {node} ")
-    if nat64:  # the DNS64/NAT64 node is prepared before every other node
-        first = _lines_with(out, f" ✓ prepare on {nat64} ")[0]
-        assert all(first < _lines_with(out, f" ✓ prepare on {n} ")[0] for n in spec.nodes if n != nat64)
+    if servers and others:  # the DNS64/NAT64 node(s) are prepared before every other node
+        first = max(_lines_with(out, f" ✓ prepare on {n} ")[0] for n in servers)
+        assert all(first < _lines_with(out, f" ✓ prepare on {n} ")[0] for n in others)
     up_master = _lines_with(out, f" ✓ up on {master} ")[0]
     assert all(up_master < _lines_with(out, f" ✓ up on {m} ")[0] for m in minions)
     assert ("✓ init on" in out) == (not spec.general.insecure)
@@ -293,9 +294,9 @@ def test_up_check_down(make_lab: MakeLab, name: str) -> None:
     for node in spec.nodes:
         assert f" ✓ {node} is back to its state before prepare" in out
     assert _lines_with(out, f" ✓ down on {master} ")[0] > max([_lines_with(out, f" ✓ down on {m} ")[0] for m in minions])
-    if nat64:
-        last = _lines_with(out, f" ✓ clean on {nat64} ")[0]
-        assert all(last > _lines_with(out, f" ✓ clean on {n} ")[0] for n in spec.nodes if n != nat64)
+    if servers and others:  # and cleaned after them
+        last = min(_lines_with(out, f" ✓ clean on {n} ")[0] for n in servers)
+        assert all(last > _lines_with(out, f" ✓ clean on {n} ")[0] for n in others)
 
 
 def test_down_after_a_failed_up(make_lab: MakeLab, tmp_path: Path) -> None:
