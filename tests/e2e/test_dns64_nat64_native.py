@@ -19,17 +19,7 @@ from servers import kill_servers, namespaces, server_pids
 
 from lazyjack.host.netns import support_netns
 from lazyjack.steps.support import RULE_COMMENT, SUPPORT_LINK
-from netns.cluster import (
-    EXAMPLES,
-    SERVERS,
-    Cluster,
-    Node,
-    assert_nothing_changed,
-    kill_servers,
-    make_cluster,
-    server_pids,
-    sh,
-)
+from netns.cluster import EXAMPLES, Cluster, Node, assert_nothing_changed, make_cluster, sh
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("e2e_programs")]
 
@@ -67,10 +57,6 @@ def _config_text(*, allow_aaaa: bool, server: str) -> str:
     text = text.replace("allow_aaaa_use: false", f"allow_aaaa_use: {str(allow_aaaa).lower()}")
     # bind9 is the default: its configs do not say so (as every 1.x config).
     return text if server == "bind9" else text.replace("dns64:\n", f"dns64:\n    server: {server}\n")
-
-
-def _namespaces() -> set[str]:
-    return {line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines() if line.strip()}
 
 
 @pytest.fixture(params=[("bind9", False), ("bind9", True), ("unbound", False), ("unbound", True)],

@@ -23,7 +23,8 @@ from servers import kill_servers, namespaces, server_pids
 from site_servers import Site, site, start
 
 from lazyjack.addresses import embed_ipv4
-from lazyjack.steps.support import SUPPORT_LINK, support_netns
+from lazyjack.host.netns import support_netns
+from lazyjack.steps.support import SUPPORT_LINK
 from netns.cluster import EXAMPLES, Cluster, Node, make_cluster, sh
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("e2e_programs")]

@@ -25,7 +25,7 @@ HOSTS = "127.0.0.1\tlocalhost\n127.0.1.1\t{name}\n::1\tlocalhost ip6-localhost i
 RESOLV = "search example.test\nnameserver 198.51.100.53\n"
 SYSCTLS = ("net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding")
 #: The DNS64/NAT64 servers of the native runtime, and how long they get to go once killed.
-SERVERS = ("named", "tayga")
+SERVERS = ("named", "unbound", "tayga")
 STOP_TIMEOUT = 5.0
 
 
@@ -219,7 +219,7 @@ def _cmdline(pid: int) -> list[str]:
 
 
 def server_pids(root: Path) -> dict[str, list[int]]:
-    """named and tayga processes whose command line mentions the sandbox `root`, by program."""
+    """named, unbound and tayga processes whose command line mentions the sandbox `root`, by program."""
     found: dict[str, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv6Address, IPv6Network
 
 from lazyjack.addresses import RFC6052_LENGTHS as NAT64_PREFIX_LENGTHS
 from lazyjack.addresses import IPNet, embed_ipv4
