@@ -178,7 +178,7 @@ def _rule(node: Node, action: str, *spec: str) -> None:
               "-j", "DROP")
 
 
-@pytest.mark.parametrize("lab", [False], ids=["synthesised"], indirect=True)
+@pytest.mark.parametrize("lab", [("bind9", False), ("unbound", False)], ids=["bind9", "unbound"], indirect=True)
 def test_only_the_cluster_may_use_dns64_and_nat64(lab: Lab) -> None:
     cluster, master, minion, net = lab.cluster, lab.master, lab.minion, lab.net
     outside = ["ip", "netns", "exec", net.netns]
@@ -199,7 +199,7 @@ def test_only_the_cluster_may_use_dns64_and_nat64(lab: Lab) -> None:
     assert fetched.returncode != 0 and fetched.stdout == ""
     ping = sh(*outside, "ping", "-6", "-c", "1", "-W", "2", str(WWW_SYNTHESISED), check=False)
     assert ping.returncode != 0
-    # named itself refuses it too, should its packets get through (the firewall rule taken out for a moment).
+    # The resolver itself refuses it too, should its packets get through (the firewall rule taken out for a moment).
     _rule(master, "-D", "-d", SUPPORT_NET)
     try:
         assert _dig_status(net.netns, "www.lab.example") == "REFUSED"

@@ -134,7 +134,7 @@ class KubeconfigRecord(CreatedDirs):
 
 class NativeServerRecord(CreatedDirs):
     netns: str
-    program: Literal["named", "tayga"]
+    program: Literal["named", "unbound", "tayga"]
     directory: str
 
 
