@@ -57,6 +57,7 @@ FAULT_POINTS = {
     "link_down": "link_set_down",
     "delete_link": "link_del",
     "addresses": "addr_dump",
+    "route_table": "route_dump",
     "add_address": "addr_add",
     "del_address": "addr_del",
     "route": "route_dump",

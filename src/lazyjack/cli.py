@@ -23,11 +23,14 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, NoReturn
 
+    from lazyjack.config.model import Config
+    from lazyjack.config.plan import Plan
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM
-COMMANDS = ("init", "prepare", "up", "down", "clean", "version", "validate")
-ACTING = ("init", "prepare", "up", "down", "clean")
+COMMANDS = ("init", "prepare", "up", "down", "clean", "status", "restore", "version", "validate")
+ACTING = ("init", "prepare", "up", "down", "clean", "restore")
 EXAMPLES = ("ipv6.yaml", "ipv4.yaml", "dual-stack.yaml")
 
 
@@ -208,7 +211,8 @@ def build_parser(mentioned: Collection[str] | None = None) -> argparse.ArgumentP
         prog="lazyjack",
         description="Prepare bare-metal hosts for a kubeadm cluster (IPv6, IPv4, dual-stack) and undo it.",
         epilog="Exit codes: 0 done, 1 failure while acting, 2 usage or configuration error, "
-        "130/143 interrupted by SIGINT/SIGTERM (this run's changes rolled back).",
+        "130/143 interrupted by SIGINT/SIGTERM (this run's changes rolled back); "
+        "status: 0 all in place, 1 something drifted.",
     )
     _common(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="{" + "|".join(("cluster", *COMMANDS, "lab")) + "}",
@@ -219,6 +223,8 @@ def build_parser(mentioned: Collection[str] | None = None) -> argparse.ArgumentP
         "up": "bring Kubernetes up on this node (master first, then minions)",
         "down": "tear Kubernetes down on this node (minions first, then master)",
         "clean": "undo prepare on this node",
+        "status": "compare this node with what lazyjack applied (exit 0 in place, 1 drifted)",
+        "restore": "re-apply what drifted since lazyjack applied it (after a reboot)",
         "version": "show the version",
         "validate": "check the configuration and show the address plan",
     }
@@ -228,19 +234,19 @@ def build_parser(mentioned: Collection[str] | None = None) -> argparse.ArgumentP
         if not wanted(name):
             continue
         _common(cmd, suppress=True)
-        if name == "validate":
+        if name in ("validate", "status"):
             cmd.add_argument(
                 "--output",
                 "-o",
                 choices=("text", "json"),
                 default="text",
-                help="text summary or the address plan as JSON",
+                help="text (a table for status) or JSON (the address plan; status: every step's state)",
             )
         if name == "init":
             cmd.add_argument("--force", action="store_true",
                              help="replace a CA that cannot be read or whose key does not match it "
                              "(the old files are kept as <name>.<time>.bak)")
-        if name in ("prepare", "up", "down", "clean"):
+        if name in ("prepare", "up", "down", "clean", "restore"):
             cmd.add_argument("--no-rollback", "--keep-going", dest="no_rollback", action="store_true",
                              help="on a failure, keep this run's changes instead of rolling them back")
         if name in ("up", "down"):
@@ -404,12 +410,14 @@ def _add_lab_parser(sub: argparse._SubParsersAction, wanted: Callable[[str], boo
     lab = sub.add_parser("lab", help=about, description=about + " (like kind for kubeadm)")
     if not wanted("lab"):
         return
-    commands = lab.add_subparsers(dest="lab_command", metavar="{up|check|down|status|exec}", parser_class=_Parser)
+    commands = lab.add_subparsers(dest="lab_command", metavar="{up|check|reboot|down|status|exec}",
+                                  parser_class=_Parser)
     helps = {
         "up": "make the namespaces, switch, simulated internet and sandboxes; run init, prepare and up",
         "check": "make a test pod per node with the real CNI plugins; check pings, DNS64 and NAT64",
+        "reboot": "simulate a reboot of NODE (processes, addresses, routes, sysctls gone), then run its boot",
         "down": "delete the test pods, run down and clean, check the nodes, remove everything of the lab",
-        "status": "show the labs and what they hold",
+        "status": "show the labs, what they hold and each node's `lazyjack status`",
         "exec": "run a command in a node's namespace (NODE, NODE-pod, internet or switch)",
     }
     for name, text in helps.items():
@@ -431,6 +439,8 @@ def _add_lab_parser(sub: argparse._SubParsersAction, wanted: Callable[[str], boo
                              "a lab's namespaces do not isolate /etc/kubernetes or the kubelet service)")
             cmd.add_argument("--ssh", action="store_true",
                              help="an OpenSSH server in every node; lazyjack cluster drives the nodes over SSH")
+        if name == "reboot":
+            cmd.add_argument("target", metavar="NODE")
         if name == "exec":
             cmd.add_argument("--timeout", type=_exec_timeout, default=None, metavar="SECONDS",
                              help="stop the command after this long (default: no limit, it is interactive)")
@@ -478,7 +488,7 @@ def _run_lab(args: argparse.Namespace) -> int:
     from lazyjack.lab.state import lab_name_for, resolve_lab
 
     if args.lab_command is None:
-        raise UsageError("lab needs a command: up|check|down|status|exec")
+        raise UsageError("lab needs a command: up|check|reboot|down|status|exec")
     _refuse_unhonoured_lab_options(args)
     tools = Tools()
     config = Path(args.config) if args.config else None
@@ -504,6 +514,8 @@ def _run_lab(args: argparse.Namespace) -> int:
             print(f"lazyjack: lab exec: stopped after {args.timeout:g}s", file=sys.stderr)
             return EXIT_FAILED
     name = resolve_lab(args.name, config)
+    if args.lab_command == "reboot":
+        return EXIT_OK if lab.lab_reboot(tools, name=name, node=args.target, report=report) else EXIT_FAILED
     if args.lab_command == "check":
         found = lab.lab_check(tools, name=name, report=report)
         print("\n".join(checks.table(found)))
@@ -575,6 +587,8 @@ def _act(args: argparse.Namespace, command: str, config_path: Path, host: str) -
     from pathlib import Path
 
     root = Path(args.root or "/").resolve()
+    if command == "status":
+        return _status(args, config, plan, host, root)
     if os.geteuid() != 0 and not args.dry_run:
         raise PreflightError(f"lazyjack {command} changes the host and must run as root (or try --dry-run)")
 
@@ -591,6 +605,13 @@ def _act(args: argparse.Namespace, command: str, config_path: Path, host: str) -
             changed = run_init(machine, config, plan, host, config_path=config_path, dry_run=args.dry_run,
                                force=args.force, report=report)
             _summary(args, changes=int(changed))
+            return EXIT_OK
+        if command == "restore":
+            from lazyjack.commands.drift import run_restore
+
+            restored = run_restore(machine, config, plan, host, root=root, report=report, dry_run=args.dry_run,
+                                   rollback=not args.no_rollback)
+            _summary(args, changes=len(restored.changed))
             return EXIT_OK
         from lazyjack.commands.node import NodeRun, run_node_command
 
@@ -612,6 +633,22 @@ def _summary(args: argparse.Namespace, *, changes: int) -> None:
         import json
 
         print(json.dumps({"changes": changes}), flush=True)
+
+
+def _status(args: argparse.Namespace, config: Config, plan: Plan, host: str, root: Path) -> int:
+    """`lazyjack status`: a table or JSON on stdout; exit 0 when everything applied is in place, else 1."""
+    import json
+
+    from lazyjack.commands.drift import node_status
+    from lazyjack.host import Host
+
+    machine = Host.real(root)
+    try:
+        status = node_status(machine, config, plan, host, root=root)
+    finally:
+        machine.close()
+    print(json.dumps(status.as_json(), indent=1) if args.output == "json" else "\n".join(status.table()))
+    return EXIT_OK if status.in_place else EXIT_FAILED
 
 
 def _missing_config(name: str) -> Problem:

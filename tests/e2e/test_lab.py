@@ -377,3 +377,43 @@ def test_ssh_lab_up_check_down(make_lab: MakeLab) -> None:
     for node in one.spec.nodes:
         assert f" ✓ {node} is back to its state before prepare" in down
     assert not [link for link in os.listdir("/sys/class/net") if link.startswith(tag)]
+
+
+def _restore_log(one: Lab, node: str) -> str:
+    logs = sorted((one.directory / "nodes" / node / "logs").glob("*-boot-lazyjack-restore.log"))
+    assert logs, f"no boot of {node} ran lazyjack-restore.service"
+    return logs[-1].read_text()
+
+
+def test_reboot_of_the_dns64_nat64_master_and_of_a_minion(make_lab: MakeLab) -> None:
+    """3-node IPv6 lab: each rebooted node loses its kernel state and comes back by its own boot files."""
+    one = make_lab("ipv6-reboot", IPV6_IDS)
+    ok("up", "--config", str(one.config), "--name", one.name)
+    status = ok("status", "--name", one.name)
+    for node in one.spec.nodes:
+        row = next(line for line in status.splitlines() if line.strip().startswith(node))
+        assert "prepared and up; all" in row and "in place" in row, status
+
+    for node in ("gw-master", "gw-minion-a"):
+        out = ok("reboot", "--name", one.name, node)
+        assert f" ✓ Power off {node}" in out and f" ✓ Boot {node}: lazyjack-restore.service" in out, out
+        restore = _restore_log(one, node)
+        # The kernel lost what lazyjack applied; the sysctl.d file brought forwarding back before restore ran.
+        address = "fd00:20::a/64" if node == "gw-master" else "fd00:20::12/64"
+        assert f"✓ address {address} on eth1: re-applied ({address} is not on eth1)" in restore, restore
+        assert "✓ MTU of eth1: re-applied (MTU of eth1 is 1500 instead of 1400)" in restore, restore
+        assert "· sysctl net.ipv6.conf.all.forwarding: 1" in restore, restore
+        if node == "gw-master":
+            for server in ("DNS64 server (named)", "NAT64 server (tayga)", "support namespace"):
+                assert f"✓ {server}" in restore, restore
+        result = lab("check", "--name", one.name)
+        failed = [line for line in result.stdout.splitlines() if "✗" in line]
+        assert result.returncode == 0 and not failed, f"after rebooting {node}:\n{result.stdout}\n{result.stderr}"
+        assert any(line.startswith("DNS64") for line in result.stdout.splitlines())
+        assert any(line.startswith("NAT64") for line in result.stdout.splitlines())
+        status = ok("status", "--name", one.name)
+        assert status.count("in place") >= len(one.spec.nodes), status
+
+    out = one.down()
+    for node in one.spec.nodes:
+        assert f" ✓ {node} is back to its state before prepare" in out, out

@@ -195,6 +195,20 @@ def fail_writes(files: Files, path: str, *, times: int = 1, code: int = errno.EA
     files.write_secret = write_secret  # type: ignore[method-assign]
 
 
+def fail_symlinks(files: Files, path: str, *, code: int = errno.EACCES) -> None:
+    """Make the next symbolic link made at `path` fail with FileOperationFailed (this Files only)."""
+    real = files.symlink
+    left = [1]
+
+    def symlink(target_path: Any, target: str) -> None:
+        if str(target_path) == path and left[0] > 0:
+            left[0] -= 1
+            raise FileOperationFailed("create symbolic link", path, code, root=str(files.root))
+        real(target_path, target)
+
+    files.symlink = symlink  # type: ignore[method-assign]
+
+
 Snapshot = dict[str, Any]
 
 
@@ -290,7 +304,10 @@ class FakeNode:
                     continue
                 info = real.lstat()
                 mode = oct(info.st_mode & 0o7777)
-                files[relative] = ("dir", mode) if real.is_dir() else ("file", mode, real.read_bytes())
+                if real.is_symlink():  # an absolute target is a host path: not followed here
+                    files[relative] = ("link", str(real.readlink()))
+                else:
+                    files[relative] = ("dir", mode) if real.is_dir() else ("file", mode, real.read_bytes())
         return {"links": links, "routes": routes, "sysctls": dict(self.sysctl.values), "files": files}
 
 

@@ -19,6 +19,7 @@ from stepkit import (
     FakeNode,
     current_user,
     differences,
+    fail_symlinks,
     fail_writes,
     make_node,
     role_id,
@@ -28,7 +29,7 @@ from fake_host import FixedUsers
 from lazyjack.commands.node import prepare_steps, up_steps
 from lazyjack.steps.base import Context, Step
 from lazyjack.steps.engine import StepFailed, apply_steps, revert_entries
-from lazyjack.steps.files import ManagedFile, MarkedEdit
+from lazyjack.steps.files import ManagedFile, MarkedEdit, Symlink
 from lazyjack.steps.journal import JOURNAL_PATH, Entry, Journal
 from lazyjack.steps.kube import KubeadmInit, KubeadmJoin, KubeletRestart, UserKubeconfig
 from lazyjack.steps.network import LinkMtu, LinkUp, ManagementAddress, Routes, Sysctl
@@ -77,6 +78,8 @@ def inject(fake: FakeNode, steps: list[Step], index: int) -> None:
         fake.net.fail_next("add_route", errno.EPERM, after=added_before + len(step.routes) - 1)
     elif isinstance(step, ManagedFile | MarkedEdit):
         fail_writes(fake.host.files, step.path)
+    elif isinstance(step, Symlink):
+        fail_symlinks(fake.host.files, step.path)
     elif isinstance(step, UserKubeconfig):
         # The account database now names another uid for the user: their home is not theirs, so nothing is written.
         fake.host.users = FixedUsers([dataclasses.replace(USER, uid=USER.uid + 1)])

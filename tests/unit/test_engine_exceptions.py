@@ -17,7 +17,7 @@ from test_engine import entries, scenario
 
 from lazyjack.steps.base import Step
 from lazyjack.steps.engine import StepFailed, apply_steps, revert_entries
-from lazyjack.steps.files import ManagedFile, MarkedEdit
+from lazyjack.steps.files import ManagedFile, MarkedEdit, Symlink
 from lazyjack.steps.kube import ADMIN_CONF, KubeadmInit, KubeadmJoin, KubeletRestart, UserKubeconfig
 from lazyjack.steps.network import LinkMtu, LinkUp, ManagementAddress, Routes, Sysctl
 
@@ -64,6 +64,8 @@ def inject_exception(fake: FakeNode, steps: list[Step], index: int, exc: BaseExc
         secret = isinstance(step, ManagedFile) and step.secret
         raise_on(fake.host.files, "write_secret" if secret else "write_atomic", exc,
                  when=lambda path, *a, **k: str(path) == step.path)
+    elif isinstance(step, Symlink):
+        raise_on(fake.host.files, "symlink", exc, when=lambda path, *a, **k: str(path) == step.path)
     elif isinstance(step, UserKubeconfig):
         # apply reads admin.conf after plan did: the second read meets the exception.
         raise_on(fake.host.files, "read_bytes", exc, when=lambda path, *a, **k: str(path) == ADMIN_CONF, after=1)

@@ -132,6 +132,14 @@ CONFLIST = "/etc/cni/net.d/00-lazyjack.conflist"
 KUBEADM_DROPIN = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"  # the kubeadm package's
 
 CASES = [
+    StepCase(
+        "restore-unit-link",
+        prepare_step("restore unit enabled"),
+        "link /etc/systemd/system/multi-user.target.wants/lazyjack-restore.service -> "
+        "/etc/systemd/system/lazyjack-restore.service",
+        "lazyjack-restore.service -> /etc/systemd/system/lazyjack-restore.service exists",
+        "lazyjack-restore.service is gone",
+    ),
     StepCase("link-up", prepare_step("eth1 up"), "set eth1 up", "eth1 is already up", "eth1 is already down or gone"),
     StepCase(
         "address-ipv6",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,15 +18,15 @@ from lazyjack.config.plan import NodePlan, Plan, kubeadm_api_for, kubernetes_min
 from lazyjack.errors import CommandFailed, HostError, PreflightError, describe_failure
 from lazyjack.host import Host
 from lazyjack.host.netns import support_netns
+from lazyjack.render.boot import SYSCTL_PATH, UNIT_PATH, WANTS_LINK, render_restore_unit, render_sysctl_conf
 from lazyjack.render.cni import CONFLIST_NAME, render_conflist
 from lazyjack.render.dns64 import dns64_conf
-from lazyjack.render.etcfiles import hosts_with_nodes, resolv_with_nameserver
 from lazyjack.render.kubeadm import render_kubeadm_config
 from lazyjack.render.kubelet import DROPIN_PATH, render_kubelet_dropin
 from lazyjack.render.nat64 import tayga_conf
 from lazyjack.steps.base import Context, Step
 from lazyjack.steps.engine import RunResult, apply_steps, remove_steps, revert_entries
-from lazyjack.steps.files import KubeadmConfigFile, ManagedFile, MarkedEdit
+from lazyjack.steps.files import KubeadmConfigFile, ManagedFile, MarkedEdit, Symlink
 from lazyjack.steps.journal import Journal
 from lazyjack.steps.kube import (
     PKI_DIR,
@@ -86,12 +87,9 @@ def prepare_steps(ctx: Context) -> list[Step]:
         entries = [(n.name, _primary_ip(config, n)) for n in plan.cluster_nodes()]
         nameserver = node.nameserver
         assert nameserver is not None
-        steps.append(MarkedEdit("/etc/hosts", lambda text: hosts_with_nodes(text, entries), "/etc/hosts entries"))
-        steps.append(
-            MarkedEdit(
-                "/etc/resolv.conf", lambda text: resolv_with_nameserver(text, nameserver), "/etc/resolv.conf nameserver"
-            )
-        )
+        hosts = {"hosts": [[name, str(ip)] for name, ip in entries]}
+        steps.append(MarkedEdit("/etc/hosts", hosts, "/etc/hosts entries"))
+        steps.append(MarkedEdit("/etc/resolv.conf", {"nameserver": str(nameserver)}, "/etc/resolv.conf nameserver"))
         dropin = render_kubelet_dropin(dns_ip=plan.dns_service_ip).encode()
         steps.append(ManagedFile(DROPIN_PATH, dropin, label="kubelet drop-in"))
         assert ctx.kubeadm_api is not None
@@ -103,7 +101,35 @@ def prepare_steps(ctx: Context) -> list[Step]:
                                        secret=True))
         if away:
             steps.append(Routes("the DNS64 prefix and support network", away))
-    return steps
+    return steps + boot_steps(ctx, steps)
+
+
+def boot_steps(ctx: Context, steps: list[Step]) -> list[Step]:
+    """What brings the node back after a reboot: its sysctls in sysctl.d, and the restore unit, enabled.
+
+    The unit is enabled the way `systemctl enable` does it (the link in multi-user.target.wants), so
+    that it works whether or not systemd runs now; its ExecStart is this lazyjack's `restore` for this
+    node, with the config's absolute path (and --root, when prepare ran with one).
+    """
+    found: list[Step] = []
+    sysctls = [(s.name, s.value) for s in steps if isinstance(s, Sysctl)]
+    if sysctls:
+        found.append(ManagedFile(SYSCTL_PATH, render_sysctl_conf(sysctls).encode(), label="sysctls at boot"))
+    source = ctx.config.source
+    if source is None:  # a config made in memory: no file for the unit to name
+        return found
+    argv = [sys.executable, "-m", "lazyjack", "--config", str(Path(source.path).resolve()), "--host", ctx.node.name]
+    if str(ctx.root) != "/":
+        argv += ["--root", str(ctx.root)]
+    argv.append("restore")
+    runtime = ctx.config.general.dns64_nat64_runtime
+    # The support containers (on a DNS64 or NAT64 node) need their engine up first.
+    serves = ctx.node.is_nat64 or ctx.node.is_dns64
+    after = [f"{runtime}.service"] if serves and ctx.config.mode == "ipv6" and runtime == "docker" else []
+    unit = render_restore_unit(argv, after=after).encode()
+    found += [ManagedFile(UNIT_PATH, unit, label="restore unit"),
+              Symlink(WANTS_LINK, UNIT_PATH, label="restore unit enabled")]
+    return found
 
 
 def dns64_nat64_steps(ctx: Context) -> list[Step]:
@@ -410,13 +436,19 @@ class NodeRun:
     skip_phases: frozenset[str] = frozenset()
 
 
+def node_context(host: Host, config: Config, plan: Plan, node_name: str, *, root: Path,
+                 report: Callable[[str], None], skip_phases: frozenset[str] = frozenset()) -> Context:
+    """The context the steps of a node command get."""
+    invoking = os.environ.get("SUDO_USER") if os.geteuid() == 0 else None
+    return Context(host=host, config=config, plan=plan, node=plan.nodes[node_name], root=root, report=report,
+                   skip_phases=skip_phases, invoking_user=invoking if invoking != "root" else None)
+
+
 def run_node_command(host: Host, config: Config, plan: Plan, node_name: str, opts: NodeRun, *,
                      root: Path, report: Callable[[str], None]) -> RunResult:
     """Run prepare, up, down or clean for `node_name` on `host`."""
-    node = plan.nodes[node_name]
-    invoking = os.environ.get("SUDO_USER") if os.geteuid() == 0 else None
-    ctx = Context(host=host, config=config, plan=plan, node=node, root=root, report=report,
-                  skip_phases=opts.skip_phases, invoking_user=invoking if invoking != "root" else None)
+    ctx = node_context(host, config, plan, node_name, root=root, report=report, skip_phases=opts.skip_phases)
+    node = ctx.node
     roles = " ".join(node.roles)
     report(f"lazyjack {opts.command} on {node.name} ({roles}){' (dry run: nothing changes)' if opts.dry_run else ''}")
     if opts.command == "prepare" and node.is_cluster_node:

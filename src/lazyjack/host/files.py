@@ -300,6 +300,23 @@ class Files:
             raise self._fail("remove", path, e) from e
         return True
 
+    def readlink(self, path: HostPath) -> str | None:
+        """Where the symbolic link points (as written in it), or None when `path` is not a symbolic link."""
+        real = self.resolve(path, follow=False)
+        try:
+            return os.readlink(real)
+        except (FileNotFoundError, OSError) as e:
+            if isinstance(e, FileNotFoundError) or e.errno == errno.EINVAL:
+                return None
+            raise self._fail("read link", path, e) from e
+
+    def symlink(self, path: HostPath, target: str) -> None:
+        """Make `path` a symbolic link to `target` (kept as given: an absolute target is a host path)."""
+        try:
+            os.symlink(target, self.resolve(path, follow=False))
+        except OSError as e:
+            raise self._fail("create symbolic link", path, e) from e
+
     def rmdir(self, path: HostPath) -> bool:
         """Remove an empty directory; False when absent, ENOTEMPTY when something is in it."""
         try:

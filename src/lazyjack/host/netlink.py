@@ -356,6 +356,20 @@ class Netlink:
             found[dst] = session.info(records[0], operation) if records else None
         return found
 
+    def route_table(self) -> dict[IPNet, RouteInfo]:
+        """The active unicast route of the main table to every destination, both families, from one dump."""
+        operation = "list routes"
+        session = _Session(self._kernel)
+        try:
+            records = self._kernel.route_dump(None)
+        except OSError as e:
+            raise _failed(operation, e) from e
+        best: dict[IPNet, RouteRecord] = {}
+        for r in records:
+            if r.table == MAIN_TABLE and r.type == RTN_UNICAST and (r.dst not in best or r.priority < best[r.dst].priority):
+                best[r.dst] = r
+        return {dst: session.info(r, operation) for dst, r in best.items()}
+
     def routes(self, family: int | None = None) -> list[RouteInfo]:
         """Configured unicast routes of the main table: protocol static or boot only.
 

@@ -37,7 +37,7 @@ from lazyjack.lab.state import (
 )
 from lazyjack.lab.status import lab_status
 
-__all__ = ["exec_argv", "lab_check", "lab_down", "lab_status", "lab_up"]
+__all__ = ["exec_argv", "lab_check", "lab_down", "lab_reboot", "lab_status", "lab_up"]
 
 
 def _load_config(path: Path, *, require_token: bool = False) -> Config:
@@ -142,6 +142,18 @@ def _lab_check(tools: Tools, *, name: str, report: Report, base: Path) -> list[C
         failed = sum(not c.ok for c in found)
         notes.append(f"{len(found) - failed} of {len(found)} passed")
     return found
+
+
+# --- lab reboot -------------------------------------------------------------------------
+
+
+def lab_reboot(tools: Tools, *, name: str, node: str, report: Report, base: Path = STATE_BASE) -> bool:
+    """Simulate a reboot of one node: power off (processes, addresses, routes, sysctls), then its boot."""
+    from lazyjack.lab.reboot import reboot
+
+    require_root("reboot")
+    with lab_lock(base, wait=report):
+        return reboot(tools, load_lab(name, base=base), node, report)
 
 
 # --- lab down ---------------------------------------------------------------------------

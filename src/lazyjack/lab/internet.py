@@ -168,8 +168,15 @@ def build_links(proc: RunnerAPI, plan: InternetPlan) -> None:
     for link in plan.uplinks:
         link_pair(proc, a=(plan.netns, link.wan), b=(link.netns, link.interface))
         ip(proc, plan.netns, "addr", "add", str(link.inside), "dev", link.wan)
-        ip(proc, link.netns, "addr", "add", str(link.outside), "dev", link.interface)
-        ip(proc, link.netns, "-4", "route", "add", "default", "via", str(link.inside.ip), "dev", link.interface)
+        node_uplink(proc, link)
+
+
+def node_uplink(proc: RunnerAPI, link: Uplink) -> None:
+    """The uplinked namespace's side, as its own network configuration sets it at every boot: up, its address,
+    the default IPv4 route."""
+    ip(proc, link.netns, "link", "set", link.interface, "up")
+    ip(proc, link.netns, "addr", "replace", str(link.outside), "dev", link.interface)
+    ip(proc, link.netns, "-4", "route", "replace", "default", "via", str(link.inside.ip), "dev", link.interface)
 
 
 def start_dns(daemons: DaemonsAPI, plan: InternetPlan, directory: Path) -> Path:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from lazyjack.config.model import Config
 from lazyjack.config.plan import Plan
 from lazyjack.host.netns import netns_exists
 from lazyjack.lab import Tools, cni, internet, topology
-from lazyjack.lab.state import CREATING, STATE_BASE, LabState, lab_names, load_lab
+from lazyjack.lab.state import CREATING, STATE_BASE, LabState, NodeState, lab_names, load_lab
 
 
 def _table(rows: Sequence[Sequence[str]]) -> list[str]:
@@ -39,6 +44,33 @@ def summary(state: LabState, config: Config, plan: Plan, order: list[str], secon
     return lines
 
 
+def status_of(node: NodeState, *, timeout: float = 60.0) -> dict[str, Any]:
+    """`lazyjack status --output json` of the node, run in its namespace; {"error": ...} when it gives none."""
+    from lazyjack.lab.orchestration import lazyjack_env
+
+    argv = [*topology.nsenter(node.netns), sys.executable, "-m", "lazyjack", "--config", str(node.config),
+            "--host", node.name, "--root", str(node.root), "status", "--output", "json"]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **lazyjack_env()},
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return {"error": f"status did not answer within {timeout:g}s"}
+    if done.returncode not in (0, 1):
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"status exited with {done.returncode}: {last}"}
+    try:
+        found: dict[str, Any] = json.loads(done.stdout)
+    except ValueError:
+        return {"error": "status gave no JSON"}
+    return found
+
+
+def _node_status(node: NodeState) -> str:
+    """The summary line of the node's own `lazyjack status`."""
+    found = status_of(node)
+    return str(found.get("error") or found.get("summary", "?"))
+
+
 def lab_status(tools: Tools, *, name: str | None, base: Path = STATE_BASE) -> list[str]:
     """Each lab (or the one named): its phase, nodes, namespaces, pods and servers."""
     names = [name] if name else lab_names(base=base)
@@ -50,13 +82,15 @@ def lab_status(tools: Tools, *, name: str | None, base: Path = STATE_BASE) -> li
         detail = f" ({state.detail})" if state.detail else ""
         lines.append(f"lab {lab}: {state.phase}{detail}; {state.mode}; config {state.source_config}; "
                      f"created {state.created}; state {state.directory}")
-        rows = [("NODE", "NAMESPACE", "ROLES", "RAN", "TEST POD")]
+        rows = [("NODE", "NAMESPACE", "ROLES", "RAN", "TEST POD", "LAZYJACK STATUS")]
         for node in state.nodes.values():
-            mark = "" if netns_exists(node.netns) else " (missing)"
+            present = netns_exists(node.netns)
+            mark = "" if present else " (missing)"
             pod = node.pod_netns if node.pod_netns and netns_exists(node.pod_netns) else "-"
             if pod != "-" and node.pod_result:
                 pod += " " + " ".join(cni.pod_addresses(node.pod_result))
-            rows.append((node.name, node.netns + mark, " ".join(node.roles), ",".join(node.ran) or "-", pod))
+            rows.append((node.name, node.netns + mark, " ".join(node.roles), ",".join(node.ran) or "-", pod,
+                         _node_status(node) if present and node.config.exists() else "-"))
         lines += _table(rows)
         for daemon in state.daemons:
             pid = tools.daemons.running(Path(daemon.pid_file), program=daemon.program)

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from lazyjack.steps.records import StepRecord
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from lazyjack.host import Host
 
 Record = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass
@@ -33,6 +34,17 @@ class Context:
     kubernetes_minor: int | None = None  # of the installed kubeadm, else of kubernetes-version
     skip_phases: frozenset[str] = frozenset()
     invoking_user: str | None = None
+    #: A read-only run (status) keeps here what it read once, so that every check shares one route dump.
+    facts: dict[str, Any] | None = None
+
+    def fact(self, name: str, read: Callable[[], T]) -> T:
+        """`read()`, once per read-only run (`facts` set); every time otherwise, since steps change the host."""
+        if self.facts is None:
+            return read()
+        if name not in self.facts:
+            self.facts[name] = read()
+        value: T = self.facts[name]
+        return value
 
     @property
     def work_area(self) -> str:
@@ -71,6 +83,45 @@ class Outcome:
         return Outcome(changes=tuple(changes), diff=diff)
 
 
+IN_PLACE, DRIFTED, MISSING, UNKNOWN = "in place", "drifted", "missing", "unknown"
+
+
+@dataclass(frozen=True)
+class Status:
+    """What `check` found for one journal record: in place, or what differs from it.
+
+    `missing`: the thing is gone altogether (an address, a route set, a server); `drifted`: it is
+    there but differs (an MTU, an edited file); `unknown`: the check itself failed (an engine that
+    does not answer). `fix` is set when `restore` leaves the drift as it
+    is (a file someone edited, kubeadm's state) and says what to do instead.
+    """
+
+    state: str
+    details: tuple[str, ...] = ()
+    diff: str = ""
+    fix: str = ""
+
+    @property
+    def in_place(self) -> bool:
+        return self.state == IN_PLACE
+
+    @staticmethod
+    def ok(reason: str) -> Status:
+        return Status(IN_PLACE, (reason,))
+
+    @staticmethod
+    def drifted(*details: str, diff: str = "", fix: str = "") -> Status:
+        return Status(DRIFTED, tuple(details), diff=diff, fix=fix)
+
+    @staticmethod
+    def missing(*details: str, fix: str = "") -> Status:
+        return Status(MISSING, tuple(details), fix=fix)
+
+    @staticmethod
+    def unknown(detail: str) -> Status:
+        return Status(UNKNOWN, (detail,))
+
+
 _KINDS: dict[str, type[Step]] = {}
 #: The modules that define steps. A command imports only those it needs; undoing a journal may
 #: need any of them (a container of the docker runtime, say), so step_kind imports them all.
@@ -104,6 +155,9 @@ class Step(ABC):
     (kept in the journal); `revert` undoes exactly a record, needing nothing but the
     record, so that a journal can be undone even after the config changed; `remove`
     asks for absence without a record (clean of a node prepared by lazyjack 1.x).
+    `check` compares the host with a record, reading only (`lazyjack status`), and `mend`
+    re-applies what a record names where `check` found it drifted (`lazyjack restore`, after
+    a reboot): both need nothing but the record, like `revert`.
 
     A record is JSON (the journal keeps it), and `kind` names the class that reverts it:
     both stay as they are once released, or older journals can no longer be undone. Most
@@ -141,6 +195,23 @@ class Step(ABC):
     @abstractmethod
     def revert(cls, ctx: Context, record: Record) -> Outcome:
         """Undo a record; reverting something already undone is a no-op with a reason."""
+
+    @classmethod
+    @abstractmethod
+    def check(cls, ctx: Context, record: Record) -> Status:
+        """Whether what `record` names is in place on the host; reads only, and quickly (no kubeadm)."""
+
+    @classmethod
+    def mend(cls, ctx: Context, record: Record) -> Record:
+        """Re-apply what `record` names, after `check` found it drifted (and set no `fix`).
+
+        Returns a record of what this mend changed, of the shape `revert` undoes (a failed
+        restore rolls back with it). A mend brings back only what `record` names, so the
+        journal's first record (the state before lazyjack) still covers it for down and clean.
+        """
+        from lazyjack.errors import HostError
+
+        raise HostError(f"{cls.kind} cannot be re-applied from its journal record; run the command that made it")
 
     @classmethod
     def merge(cls, old: Record, new: Record) -> Record:

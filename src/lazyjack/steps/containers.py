@@ -21,8 +21,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from dataclasses import asdict, dataclass, field
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from lazyjack.errors import HostError
 from lazyjack.host.containers import Engine, EngineError, EngineUnreachable, PodmanService
 from lazyjack.render.dns64 import dns64_conf
 from lazyjack.render.nat64 import TUN, tayga_conf
-from lazyjack.steps.base import Context, Outcome, Record, Step
+from lazyjack.steps.base import Context, Outcome, Record, Status, Step
 from lazyjack.steps.records import ContainerNetworkRecord, ContainerRecord
 from lazyjack.steps.shapes import make_parents, remove_created_dirs
 from lazyjack.steps.support import ARGV, TaygaProbe, check_tayga, remote_resolver
@@ -208,7 +208,24 @@ class SupportNetwork(Step):
                     engine.remove_container(name)
             engine.remove_network(self.name)
         engine.create_network(self._spec())
-        return {**self.engine.record(), "network": self.name, "summary": self.title}
+        return {**self.engine.record(), "network": self.name, "v6": str(self.v6), "v4": str(self.v4),
+                "summary": self.title}
+
+    @classmethod
+    def check(cls, ctx: Context, record: Record) -> Status:
+        name = record["network"]
+        if EngineRef.from_record(record).connect(ctx).network(name) is None:
+            return Status.missing(f"{record['runtime']} network {name} is gone")
+        return Status.ok(f"{name} exists")
+
+    @classmethod
+    def mend(cls, ctx: Context, record: Record) -> Record:
+        if "v6" not in record:
+            raise HostError(f"the journal's record of {record['network']} has no subnets (an earlier lazyjack wrote "
+                            "it): `lazyjack prepare` makes it again")
+        v6, v4 = ip_network(record["v6"]), ip_network(record["v4"])
+        assert isinstance(v6, IPv6Network) and isinstance(v4, IPv4Network)
+        return cls(EngineRef.from_record(record), v6, v4, record["network"]).apply(ctx)
 
     @classmethod
     def revert(cls, ctx: Context, record: Record) -> Outcome:
@@ -300,6 +317,21 @@ def container_spec(plan: ContainerPlan, *, conf_path: Path, network: str, runtim
         "HostConfig": host_config,
         "NetworkingConfig": {"EndpointsConfig": {network: {"IPAMConfig": ipam, "MacAddress": mac}}},
     }
+
+
+def plan_record(plan: ContainerPlan) -> Record:
+    """A ContainerPlan as a journal record keeps it (JSON), so that restore can make the container again."""
+    return {k: (str(v) if isinstance(v, IPv4Address | IPv6Address) else v) for k, v in asdict(plan).items()}
+
+
+def plan_from_record(data: Record) -> ContainerPlan:
+    values = dict(data)
+    values["ipv6"] = ip_address(values["ipv6"])
+    values["ipv4"] = None if values.get("ipv4") is None else ip_address(values["ipv4"])
+    for key in ("cap_add", "devices"):
+        values[key] = tuple(values.get(key, ()))
+    values["after_start"] = tuple(tuple(argv) for argv in values.get("after_start", ()))
+    return ContainerPlan(**values)
 
 
 def mac_address(address: IPv6Address) -> str:
@@ -401,7 +433,8 @@ class SupportContainer(Step):
         files = ctx.host.files
         created = make_parents(ctx, self._conf, modes={self.directory: 0o700})
         record = {**self.engine.record(), "name": self.server.name, "conf": self._conf,
-                  "created_dirs": created, "summary": self.title}
+                  "created_dirs": created, "plan": plan_record(self.server), "directory": self.directory,
+                  "network": self.network, "summary": self.title}
         try:
             files.write_atomic(self._conf, self.server.conf_text.encode(), mode=0o644)
             if engine.image(self.server.image) is None:
@@ -476,6 +509,28 @@ class SupportContainer(Step):
         files.remove(record["conf"])
         remove_created_dirs(ctx, record.get("created_dirs", []))
         return removed
+
+    @classmethod
+    def check(cls, ctx: Context, record: Record) -> Status:
+        name = record["name"]
+        info = EngineRef.from_record(record).connect(ctx).container(name)
+        if info is None:
+            return Status.missing(f"container {name} is gone")
+        state = info.get("State") or {}
+        if not state.get("Running"):
+            return Status.missing(f"container {name} is {state.get('Status', 'stopped')} "
+                                  f"(exit code {state.get('ExitCode')})")
+        return Status.ok(f"{name} is running")
+
+    @classmethod
+    def mend(cls, ctx: Context, record: Record) -> Record:
+        """Make and start the container again as recorded (its configuration file, if gone, written again)."""
+        if "plan" not in record:
+            raise HostError(f"the journal's record of {record['name']} does not say how it was made (an earlier "
+                            "lazyjack wrote it): `lazyjack prepare` starts it again")
+        step = cls(EngineRef.from_record(record), plan_from_record(record["plan"]), record["directory"],
+                   record["network"])
+        return step.apply(ctx)
 
     @classmethod
     def revert(cls, ctx: Context, record: Record) -> Outcome:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from lazyjack.errors import HostError, describe_failure, expected_failure
-from lazyjack.steps.base import Context, Outcome, Record, Step, step_kind
+from lazyjack.steps.base import Context, Outcome, Record, Status, Step, step_kind
 from lazyjack.steps.journal import Entry, Journal
 
 DONE, SAME, WOULD, FAILED, UNDONE = "✓", "·", "~", "✗", "↺"
@@ -25,13 +26,13 @@ class StepFailed(HostError):
         self.unexpected = unexpected
 
 
-
-
 @dataclass
 class RunResult:
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: restore: drift it leaves as it is by rule (an edited file), with what to do instead
+    left: list[str] = field(default_factory=list)
 
 
 def _line(mark: str, title: str, text: str) -> str:
@@ -66,7 +67,8 @@ def apply_steps(
             record = step.apply(ctx)
             # Listed before it is journaled, so that an interrupt while the journal is written still undoes it.
             earlier = journal.find(command, step.key)
-            applied.append((step, record, None if earlier is None else copy.deepcopy(earlier.record)))
+            applied.append(_Applied(step.title, command, step.key, step.revert, record,
+                                    None if earlier is None else copy.deepcopy(earlier.record)))
             journal.add(command=command, key=step.key, kind=step.kind, title=step.title, record=record,
                         merge=step.merge)
         except Exception as exc:
@@ -74,7 +76,7 @@ def apply_steps(
             # from a malformed record must not leave this run's changes in place either.
             what = describe_failure(exc)
             ctx.report(_line(FAILED, step.title, what))
-            undone = _rollback(ctx, applied, command=command, journal=journal) if rollback else []
+            undone = _rollback(ctx, applied, journal=journal) if rollback else []
             if rollback:
                 tail = f"; rolled back {len(undone)} change(s) of this run" if undone else "; nothing to roll back"
             else:
@@ -86,7 +88,7 @@ def apply_steps(
             ctx.report(_line(FAILED, step.title, "interrupted" if isinstance(exc, KeyboardInterrupt)
                              else describe_failure(exc)))
             if rollback:
-                undone = _rollback(ctx, applied, command=command, journal=journal)
+                undone = _rollback(ctx, applied, journal=journal)
                 ctx.report(f"  {UNDONE} rolled back {len(undone)} change(s) of this run")
             raise
         ctx.report(_line(DONE, step.title, "; ".join(outcome.changes)))
@@ -94,33 +96,42 @@ def apply_steps(
     return result
 
 
-# A step this run applied: its record, and the record an earlier run journaled for it (None if none).
-_Applied = tuple[Step, Record, Record | None]
+class _Applied(NamedTuple):
+    """A change this run made: its step's title and journal key, the undo, its record, and the record an
+    earlier run journaled for the step (None if none)."""
+
+    title: str
+    command: str
+    key: str
+    revert: Callable[[Context, Record], Outcome]
+    record: Record
+    earlier: Record | None
 
 
-def _rollback(ctx: Context, applied: list[_Applied], *, command: str, journal: Journal) -> list[str]:
+def _rollback(ctx: Context, applied: list[_Applied], *, journal: Journal) -> list[str]:
     undone: list[str] = []
-    for step, record, earlier in reversed(applied):
+    for title, command, key, revert, record, earlier in reversed(applied):
         try:
-            outcome = step.revert(ctx, record)
+            outcome = revert(ctx, record)
         except Exception as exc:
-            ctx.report(_line(FAILED, step.title, f"rollback failed: {describe_failure(exc)}"))
+            ctx.report(_line(FAILED, title, f"rollback failed: {describe_failure(exc)}"))
             continue
-        entry = journal.find(command, step.key)
+        entry = journal.find(command, key)
         if entry is not None and earlier is not None:
             # An earlier run changed it first: its record (the state before lazyjack) stays for clean.
             entry.record = earlier
             journal.save()
         elif entry is not None:
             journal.drop(entry)
-        ctx.report(_line(UNDONE, step.title, "; ".join(outcome.changes) or outcome.reason))
-        undone.append(step.title)
+        ctx.report(_line(UNDONE, title, "; ".join(outcome.changes) or outcome.reason))
+        undone.append(title)
     return undone
 
 
 def revert_entries(ctx: Context, entries: Sequence[Entry], *, journal: Journal, dry_run: bool = False) -> RunResult:
     """Undo journal entries, newest first; keep going past failures and report them all."""
     result = RunResult()
+    failed: list[Entry] = []
     for entry in reversed(entries):
         try:
             cls = step_kind(entry.kind)
@@ -133,7 +144,9 @@ def revert_entries(ctx: Context, entries: Sequence[Entry], *, journal: Journal, 
         except Exception as exc:
             ctx.report(_line(FAILED, entry.title, describe_failure(exc)))
             result.errors.append(f"{entry.title}: {describe_failure(exc)}")
+            failed.append(entry)
             continue
+        _hand_on_dirs(ctx, entry, failed, journal=journal)
         journal.drop(entry)
         if outcome.needed:
             ctx.report(_line(UNDONE, entry.title, "; ".join(outcome.changes)))
@@ -142,6 +155,79 @@ def revert_entries(ctx: Context, entries: Sequence[Entry], *, journal: Journal, 
             ctx.report(_line(SAME, entry.title, outcome.reason))
             result.unchanged.append(entry.title)
     return result
+
+
+def check_entries(ctx: Context, entries: Sequence[Entry]) -> list[Status]:
+    """What `check` says of each journal entry, in order; reads only. A check that fails is `unknown`."""
+    found: list[Status] = []
+    for entry in entries:
+        try:
+            found.append(step_kind(entry.kind).check(ctx, entry.record))
+        except Exception as exc:
+            found.append(Status.unknown(f"cannot check: {describe_failure(exc)}"))
+    return found
+
+
+def restore_entries(ctx: Context, entries: Sequence[Entry], *, journal: Journal, dry_run: bool = False,
+                    rollback: bool = True) -> RunResult:
+    """Re-apply, in journal order, what each entry names where it drifted; roll back this run's mends on failure.
+
+    Each entry keeps its record: a mend brings back only what the record names, so the first
+    record (the state before lazyjack) still undoes it at down and clean. Drift that restore
+    leaves by rule (`Status.fix`) is reported and counted in `left`.
+    """
+    result = RunResult()
+    mended: list[_Applied] = []
+    for entry in entries:
+        try:
+            cls = step_kind(entry.kind)
+            status = cls.check(ctx, entry.record)
+            what = "; ".join(status.details)
+            if status.in_place:
+                ctx.report(_line(SAME, entry.title, what))
+                result.unchanged.append(entry.title)
+                continue
+            if status.fix:
+                ctx.report(_line("!", entry.title, f"{what}; left as it is: {status.fix}"))
+                result.left.append(f"{entry.title}: {what} ({status.fix})")
+                continue
+            if dry_run:
+                ctx.report(_line(WOULD, entry.title, f"re-apply ({what})"))
+                result.changed.append(entry.title)
+                continue
+            record = cls.mend(ctx, entry.record)
+            mended.append(_Applied(entry.title, entry.command, entry.key, cls.revert, record,
+                                   copy.deepcopy(entry.record)))
+        except Exception as exc:
+            failure = describe_failure(exc)
+            ctx.report(_line(FAILED, entry.title, failure))
+            undone = _rollback(ctx, mended, journal=journal) if rollback else []
+            if rollback:
+                tail = f"; rolled back {len(undone)} change(s) of this run" if undone else "; nothing to roll back"
+            else:
+                tail = f"; kept {len(mended)} change(s) of this run (--no-rollback)"
+            raise StepFailed(f"restore failed at {entry.title}: {failure}{tail}",
+                             unexpected=not expected_failure(exc)) from exc
+        except BaseException:
+            ctx.report(_line(FAILED, entry.title, "interrupted"))
+            if rollback:
+                undone = _rollback(ctx, mended, journal=journal)
+                ctx.report(f"  {UNDONE} rolled back {len(undone)} change(s) of this run")
+            raise
+        ctx.report(_line(DONE, entry.title, f"re-applied ({what})"))
+        result.changed.append(entry.title)
+    return result
+
+
+def _hand_on_dirs(ctx: Context, entry: Entry, failed: list[Entry], *, journal: Journal) -> None:
+    """Directories `entry` created that its undo could not remove (a newer step's file, whose undo failed,
+    is still in them) go to the record of that failed step, so that undoing it again removes them too."""
+    left = [d for d in entry.record.get("created_dirs", []) if ctx.host.files.exists(d)]
+    heir = next((e for e in reversed(failed) if "created_dirs" in e.record), None)
+    if left and heir is not None:
+        dirs = dict.fromkeys([*heir.record["created_dirs"], *left])
+        heir.record["created_dirs"] = sorted(dirs, key=lambda d: d.rstrip("/").count("/"))
+        journal.save()
 
 
 def remove_steps(ctx: Context, steps: Sequence[Step], *, dry_run: bool = False) -> RunResult:
@@ -160,4 +246,5 @@ def remove_steps(ctx: Context, steps: Sequence[Step], *, dry_run: bool = False) 
     return result
 
 
-__all__ = ["Outcome", "RunResult", "StepFailed", "apply_steps", "remove_steps", "revert_entries"]
+__all__ = ["Outcome", "RunResult", "StepFailed", "apply_steps", "check_entries", "remove_steps", "restore_entries",
+           "revert_entries"]

@@ -8,11 +8,13 @@ import hashlib
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
+from lazyjack.errors import HostError
 from lazyjack.host.files import SECRET_FILE_MODE
-from lazyjack.render.etcfiles import clean_markers, has_markers
-from lazyjack.steps.base import Context, Outcome, Record, Step
+from lazyjack.render.etcfiles import clean_markers, has_markers, hosts_with_nodes, resolv_with_nameserver
+from lazyjack.steps.base import Context, Outcome, Record, Status, Step
 from lazyjack.steps.records import FileRecord, MarkedEditRecord
 from lazyjack.steps.shapes import make_parents, remove_created_dirs
 
@@ -52,6 +54,10 @@ def unified_diff(path: str, old: bytes | None, new: bytes | None) -> str:
         tofile=path if new is not None else "/dev/null",
     )
     return "".join(line if line.endswith("\n") else line + "\n" for line in diff)
+
+
+#: Why restore leaves a whole file lazyjack wrote as it finds it.
+REWRITE = "restore does not rewrite whole files (someone may have edited it): `lazyjack prepare` (or `up`) writes it again"
 
 
 def put_back(files: Files, path: str, original: bytes | None) -> str | None:
@@ -189,20 +195,52 @@ class ManagedFile(Step):
             return Outcome.change(f"remove {self.path}")
         return Outcome.noop(f"{self.path} does not exist")
 
+    @classmethod
+    def check(cls, ctx: Context, record: Record) -> Status:
+        path = record["path"]
+        current = ctx.host.files.read_bytes(path)
+        if current is None:
+            return Status.missing(f"{path} is gone", fix=REWRITE)
+        if _digest(current) != record["written"]:
+            return cls.edited(path)
+        return Status.ok(f"{path} as lazyjack wrote it")
+
+    @classmethod
+    def edited(cls, path: str) -> Status:
+        """What check says of a file whose content is not the one lazyjack wrote."""
+        return Status.drifted(f"{path} was changed since lazyjack wrote it", fix=REWRITE)
+
+
+def marked_transform(edit: Record) -> Callable[[str], str]:
+    """The text edit a MarkedEdit record describes: {"hosts": [[name, ip], ...]} or {"nameserver": ip}."""
+    if "hosts" in edit:
+        entries = [(name, ip_address(ip)) for name, ip in edit["hosts"]]
+        return lambda text: hosts_with_nodes(text, entries)
+    nameserver = ip_address(edit["nameserver"])
+    return lambda text: resolv_with_nameserver(text, nameserver)
+
 
 @dataclass
 class MarkedEdit(Step):
-    """lazyjack's tagged lines in /etc/hosts or /etc/resolv.conf (1.x markers), with a .bak copy."""
+    """lazyjack's tagged lines in /etc/hosts or /etc/resolv.conf (1.x markers), with a .bak copy.
+
+    `edit` says which lines ({"hosts": [[name, ip], ...]} or {"nameserver": ip}); the record keeps
+    it, so that status and restore can tell and mend lazyjack's lines after the config changed.
+    """
 
     kind = "marked-edit"
     record_model = MarkedEditRecord
     path: str
-    transform: Callable[[str], str]
+    edit: Record
     label: str
 
     @property
     def title(self) -> str:
         return self.label
+
+    @property
+    def transform(self) -> Callable[[str], str]:
+        return marked_transform(self.edit)
 
     def _new(self, current: bytes) -> bytes:
         return _encode(self.transform(_decode(current)))
@@ -235,6 +273,7 @@ class MarkedEdit(Step):
             "existed": existed,
             "original": b64(current),
             "written": _digest(new),
+            "edit": self.edit,
             **backup,
             "summary": self.title,
         }
@@ -280,6 +319,40 @@ class MarkedEdit(Step):
         new = _encode(clean_markers(_decode(current)))
         return Outcome.change(f"remove lazyjack's lines from {self.path}", diff=unified_diff(self.path, current, new))
 
+    @classmethod
+    def check(cls, ctx: Context, record: Record) -> Status:
+        path = record["path"]
+        current = ctx.host.files.read_bytes(path)
+        if "edit" not in record:  # journaled by an earlier lazyjack: only the bytes it wrote are known
+            if current is not None and _digest(current) == record["written"]:
+                return Status.ok(f"{path} as lazyjack wrote it")
+            return Status.drifted(f"{path} was changed since lazyjack wrote it", fix="`lazyjack prepare` edits it again")
+        if current is None:
+            return Status.missing(f"{path} is gone")
+        new = _encode(marked_transform(record["edit"])(_decode(current)))
+        if new == current:
+            return Status.ok(f"{path} has lazyjack's lines")
+        old_lines, new_lines = _decode(current).splitlines(), _decode(new).splitlines()
+        details = [f"{path}: line {line.strip()!r} missing" for line in new_lines if line not in old_lines]
+        details += [f"{path}: line {line.strip()!r} is not lazyjack's (restore replaces or disables it)"
+                    for line in old_lines if line not in new_lines]
+        return Status.drifted(*details, diff=unified_diff(path, current, new))
+
+    @classmethod
+    def mend(cls, ctx: Context, record: Record) -> Record:
+        """Only lazyjack's marked lines change (the 1.x rules); the record kept for clean is not touched.
+
+        The returned record is what revert needs to put back the file as restore found it.
+        """
+        step = cls(record["path"], record["edit"], str(record.get("summary", record["path"])))
+        files = ctx.host.files
+        existed = files.exists(step.path)
+        current = step._current(ctx)
+        new = step._new(current)
+        files.write_atomic(step.path, new)
+        return {"path": step.path, "existed": existed, "original": b64(current), "written": _digest(new),
+                "edit": step.edit, "backup": None, "backup_original": None, "summary": step.title}
+
 
 @dataclass
 class KubeadmConfigFile(ManagedFile):
@@ -314,9 +387,77 @@ class KubeadmConfigFile(ManagedFile):
         return {**record, **backup}
 
     @classmethod
+    def edited(cls, path: str) -> Status:
+        return Status.ok(f"{path} customised since lazyjack wrote it (yours to edit)")
+
+    @classmethod
     def revert(cls, ctx: Context, record: Record) -> Outcome:
         # The backup first: a directory lazyjack created can only go once it is empty.
         backup = restore_backup(ctx.host.files, record)
         outcome = super().revert(ctx, record)
         changes = [*outcome.changes, *backup]
         return Outcome.change(*changes) if changes else outcome
+
+
+@dataclass
+class Symlink(Step):
+    """A symbolic link lazyjack makes (a unit's `.wants/` link, as `systemctl enable` makes it)."""
+
+    kind = "symlink"
+    path: str
+    target: str
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.label or self.path
+
+    def plan(self, ctx: Context) -> Outcome:
+        files = ctx.host.files
+        current = files.readlink(self.path)
+        if current == self.target:
+            return Outcome.noop(f"{self.path} -> {self.target} exists")
+        if current is not None or files.exists(self.path):
+            raise HostError(f"{ctx.real_path(self.path)} exists and is not a link to {self.target}; "
+                            "lazyjack does not replace it: remove it and run again")
+        return Outcome.change(f"link {self.path} -> {self.target}")
+
+    def apply(self, ctx: Context) -> Record:
+        return self._make(ctx, self.path, self.target, self.title)
+
+    @staticmethod
+    def _make(ctx: Context, path: str, target: str, title: str) -> Record:
+        created = make_parents(ctx, path)
+        try:
+            ctx.host.files.symlink(path, target)
+        except BaseException:
+            remove_created_dirs(ctx, created)
+            raise
+        return {"path": path, "target": target, "created_dirs": created, "summary": title}
+
+    @classmethod
+    def revert(cls, ctx: Context, record: Record) -> Outcome:
+        path, files = record["path"], ctx.host.files
+        changes = []
+        if files.readlink(path) == record["target"] and files.remove(path):
+            changes.append(f"removed {path}")
+        changes += [f"removed {d}/" for d in remove_created_dirs(ctx, record.get("created_dirs", []))]
+        return Outcome.change(*changes) if changes else Outcome.noop(f"{path} is gone")
+
+    @classmethod
+    def describe_revert(cls, record: Record) -> Outcome:
+        return Outcome.change(f"remove {record['path']}")
+
+    @classmethod
+    def check(cls, ctx: Context, record: Record) -> Status:
+        path, target = record["path"], record["target"]
+        current = ctx.host.files.readlink(path)
+        if current == target:
+            return Status.ok(f"{path} -> {target}")
+        if current is None and not ctx.host.files.exists(path):
+            return Status.missing(f"{path} is gone")
+        return Status.drifted(f"{path} is no longer a link to {target}", fix="someone replaced it; lazyjack leaves it")
+
+    @classmethod
+    def mend(cls, ctx: Context, record: Record) -> Record:
+        return cls._make(ctx, record["path"], record["target"], str(record.get("summary", record["path"])))

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 from lazyjack.errors import HostError
 from lazyjack.host.users import User, UserFiles
-from lazyjack.steps.base import Context, Outcome, Record, Step
+from lazyjack.steps.base import Context, Outcome, Record, Status, Step
 from lazyjack.steps.files import b64, unb64
 from lazyjack.steps.records import KubeconfigRecord
 from lazyjack.steps.shapes import Action
@@ -116,6 +116,14 @@ class KubeadmInit(Action):
     def run_undo(cls, ctx: Context) -> None:
         _run_kubeadm(ctx, ["reset", "-f"], what="kubeadm reset")
 
+    @classmethod
+    def check(cls, ctx: Context, record: Record) -> Status:
+        # From kubeadm's files only: status never calls kubeadm (slow, and it may hang).
+        if cls.leftovers(ctx):
+            return Status.ok("kubeadm's configuration is in place; kubelet starts it at boot")
+        return Status.missing(f"kubeadm's files are gone ({', '.join(KUBEADM_LEFTOVERS[:3])}, ...)",
+                              fix="restore does not run kubeadm: `lazyjack down`, then `lazyjack up`")
+
 
 @dataclass
 class KubeadmJoin(KubeadmInit):
@@ -175,6 +183,13 @@ class UserKubeconfig(Step):
         return {"user": user.name, "uid": user.uid, "gid": user.gid, "home": user.home,
                 "path": f"{base}/{KUBECONFIG}", "original": b64(original),
                 "created_dirs": [f"{base}/{d}" for d in created], "summary": self.title}
+
+    @classmethod
+    def check(cls, ctx: Context, record: Record) -> Status:
+        home, relative = _home_of(ctx, record)  # read as the user, as it was written
+        if home.read(relative) is not None:
+            return Status.ok(f"{home.where(relative)} exists")
+        return Status.missing(f"{home.where(relative)} is gone", fix="`lazyjack up` on the master copies it again")
 
     @classmethod
     def revert(cls, ctx: Context, record: Record) -> Outcome:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address, ip_interface, ip_network
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from lazyjack.addresses import IPIface, IPNet
 from lazyjack.config.plan import Route
 from lazyjack.errors import HostError
 from lazyjack.steps.base import Context, Outcome, Record, Step
 from lazyjack.steps.records import AddressRecord, InterfaceRecord, MtuRecord, NameRecord, RoutesRecord, SysctlRecord
-from lazyjack.steps.shapes import Action, Created, Item, Items, Setting
+from lazyjack.steps.shapes import Action, Created, Item, ItemDrift, Items, Setting
 
 if TYPE_CHECKING:
     from lazyjack.host.netlink import RouteInfo
@@ -37,6 +37,10 @@ class ManagementAddress(Created):
 
     def identity(self) -> Record:
         return {"interface": self.interface, "address": str(self.address)}
+
+    @classmethod
+    def from_record(cls, record: Record) -> Self:
+        return cls(record["interface"], ip_interface(record["address"]))
 
     def exists(self, ctx: Context) -> bool:
         net = ctx.host.net
@@ -64,6 +68,7 @@ class LinkUp(Created):
     interface: str
     there = "{interface} is already up"
     make = "set {interface} up"
+    absent = "{interface} is down"
 
     @property
     def title(self) -> str:
@@ -73,7 +78,8 @@ class LinkUp(Created):
         return {"interface": self.interface}
 
     def exists(self, ctx: Context) -> bool:
-        return ctx.host.net.is_up(self.interface)
+        net = ctx.host.net
+        return net.link_exists(self.interface) and net.is_up(self.interface)
 
     def create(self, ctx: Context) -> None:
         ctx.host.net.link_up(self.interface)
@@ -213,6 +219,21 @@ class Routes(Items):
     @classmethod
     def describe_revert(cls, record: Record) -> Outcome:
         return Outcome.change(f"remove {len(record['routes'])} route(s)")
+
+    @classmethod
+    def drifts(cls, ctx: Context, items: list[Item]) -> list[ItemDrift]:
+        # One dump for every route set a status run checks.
+        table = ctx.fact("routes", ctx.host.net.route_table)
+        found: list[ItemDrift] = []
+        for item in items:
+            destination, gateway = ip_network(item["destination"]), ip_address(item["gateway"])
+            active = table.get(destination)
+            if active is None:
+                found.append(ItemDrift(item, f"route {destination} via {gateway} is gone"))
+            elif active.gateway != gateway:
+                found.append(ItemDrift(item, f"route {destination} goes via {active.gateway or active.dev} "
+                                             f"instead of {gateway}", addable=False))
+        return found
 
 
 @dataclass

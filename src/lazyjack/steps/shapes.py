@@ -9,8 +9,10 @@
   record (`created_dirs`), `remove_created_dirs` takes them away again once they are empty.
 
 A shape keeps in its record all that its `revert` needs, and reaches the host through a few
-hooks of its subclasses, so that a behaviour every step must have (say, comparing a record
-with the host) is one more method per shape rather than one per step.
+hooks of its subclasses, so that a behaviour every step must have (comparing a record with the
+host for `status`, re-applying it for `restore`) is one more method per shape rather than one per
+step: `Setting` and `Created` rebuild the step from its record (`from_record`) and ask it, `Items`
+asks one hook which of the recorded items are not in place.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from __future__ import annotations
 import posixpath
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple, Self
 
-from lazyjack.steps.base import Context, Outcome, Record, Step
+from lazyjack.steps.base import Context, Outcome, Record, Status, Step
 
 # --- directories created -----------------------------------------------------------------------
 
@@ -147,6 +149,26 @@ class Setting(Step):
     def plan_remove(self, ctx: Context) -> Outcome:
         return Outcome.noop(f"the original {self.unknown} is unknown without a journal; left as it is")
 
+    @classmethod
+    def from_record(cls, record: Record) -> Self:
+        """The step that made `record`: its thing and the value it set."""
+        return cls(**{cls.target_key: record[cls.target_key], cls.value_key: record[cls.value_key]})
+
+    @classmethod
+    def check(cls, ctx: Context, record: Record) -> Status:
+        step = cls.from_record(record)
+        why = cls.gone(ctx, step.target)
+        if why is not None:
+            return Status.missing(why)
+        current = cls.read(ctx, step.target)
+        if current == step.wanted:
+            return Status.ok(f"{step.wanted}")
+        return Status.drifted(f"{step.title} is {current} instead of {step.wanted}")
+
+    @classmethod
+    def mend(cls, ctx: Context, record: Record) -> Record:
+        return cls.from_record(record).apply(ctx)
+
 
 # --- something made and taken away ---------------------------------------------------------------
 
@@ -206,11 +228,35 @@ class Created(Step):
             return Outcome.change(self.unmake.format(**self.identity()))
         return Outcome.noop(self.absent.format(**self.identity()))
 
+    @classmethod
+    def from_record(cls, record: Record) -> Self:
+        """The step that made `record` (its identity); override when a field is not a JSON value."""
+        return cls(**{k: v for k, v in record.items() if k != "summary"})
+
+    @classmethod
+    def check(cls, ctx: Context, record: Record) -> Status:
+        step = cls.from_record(record)
+        if step.exists(ctx):
+            return Status.ok(cls.there.format(**step.identity()))
+        return Status.missing(cls.absent.format(**step.identity()))
+
+    @classmethod
+    def mend(cls, ctx: Context, record: Record) -> Record:
+        return cls.from_record(record).apply(ctx)
+
 
 # --- a set of items -------------------------------------------------------------------------------
 
 
 Item = Any  # as a record keeps it: JSON values (a route's dict, a firewall rule's argv)
+
+
+class ItemDrift(NamedTuple):
+    """A recorded item that is not in place: what differs, and whether restore may add it again."""
+
+    item: Item
+    detail: str
+    addable: bool = True
 
 
 class Items(Step):
@@ -244,18 +290,46 @@ class Items(Step):
     def delete(cls, ctx: Context, item: Item) -> bool:
         """Delete one item; False when it is already gone."""
 
+    @classmethod
+    @abstractmethod
+    def drifts(cls, ctx: Context, items: list[Item]) -> list[ItemDrift]:
+        """Those of `items` (from a record) that are not in place now; reads only."""
+
     def apply(self, ctx: Context) -> Record:
+        return {self.record_key: self._add_all(ctx, self.missing(ctx)), "summary": self.title}
+
+    @classmethod
+    def _add_all(cls, ctx: Context, items: list[Item]) -> list[Item]:
         added: list[Item] = []
         try:
-            for item in self.missing(ctx):
-                self.add(ctx, item)
+            for item in items:
+                cls.add(ctx, item)
                 added.append(item)
         except BaseException:
             # Leave no partial set behind (also when interrupted): this step's record would not cover them.
             for item in reversed(added):
-                self.delete(ctx, item)
+                cls.delete(ctx, item)
             raise
-        return {self.record_key: added, "summary": self.title}
+        return added
+
+    @classmethod
+    def check(cls, ctx: Context, record: Record) -> Status:
+        items = list(record[cls.record_key])
+        drifts = cls.drifts(ctx, items)
+        if not drifts:
+            return Status.ok(f"all {len(items)} {cls.noun}(s) in place" if len(items) != 1 else f"the {cls.noun} is in place")
+        details = [d.detail for d in drifts]
+        fix = "" if all(d.addable for d in drifts) else \
+            f"restore does not replace what someone else put in place of lazyjack's {cls.noun}s; remove it, then restore"
+        if len(drifts) == len(items):
+            return Status.missing(*details, fix=fix)
+        return Status.drifted(*details, fix=fix)
+
+    @classmethod
+    def mend(cls, ctx: Context, record: Record) -> Record:
+        drifts = cls.drifts(ctx, list(record[cls.record_key]))
+        return {cls.record_key: cls._add_all(ctx, [d.item for d in drifts if d.addable]),
+                "summary": record.get("summary", cls.kind)}
 
     @classmethod
     def revert(cls, ctx: Context, record: Record) -> Outcome:
@@ -338,3 +412,8 @@ class Action(Step):
         if not self.undo:
             return super().plan_remove(ctx)
         return Outcome.change(self.undo) if self.leftovers(ctx) else Outcome.noop(self.nothing_to_undo)
+
+    @classmethod
+    def check(cls, ctx: Context, record: Record) -> Status:
+        """By default an action leaves nothing to compare (a restart): in place once done."""
+        return Status.ok("done; it leaves nothing to check")

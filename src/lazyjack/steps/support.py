@@ -21,9 +21,9 @@ from lazyjack.config.egress import DNS64_PROGRAMS
 from lazyjack.config.plan import support_gateway
 from lazyjack.errors import CommandFailed, HostError, PreflightError
 from lazyjack.render.nat64 import TUN, tayga_conf
-from lazyjack.steps.base import Context, Outcome, Record, Step
+from lazyjack.steps.base import Context, Outcome, Record, Status, Step
 from lazyjack.steps.records import LinkRecord, NameRecord, NativeServerRecord, RulesRecord
-from lazyjack.steps.shapes import Created, Item, Items, make_parents, remove_created_dirs
+from lazyjack.steps.shapes import Created, Item, ItemDrift, Items, make_parents, remove_created_dirs
 
 SUPPORT_LINK = "ljsup0"
 SUPPORT_PEER = "eth0"
@@ -144,12 +144,30 @@ class SupportLink(Created):
         why += [f"{', '.join(map(str, extra))} no longer wanted"] if extra else []
         return Outcome.change(f"re-create {SUPPORT_LINK}: {'; '.join(why)}")
 
+    def _extras(self, ctx: Context) -> tuple[list[str], str | None]:
+        """(addresses inside made deprecated, the route to a DNS64 server on another node), by this node's roles."""
+        nat64, resolver = ctx.egress.nat64, remote_resolver(ctx)
+        deprecated = [str(nat64.ip)] if nat64 is not None and ctx.node.is_nat64 else []
+        return deprecated, None if resolver is None else str(resolver)
+
     def create(self, ctx: Context) -> None:
+        deprecated, resolver = self._extras(ctx)
+        self._make(ctx, self.netns, *self._wanted(ctx), deprecated=deprecated, resolver=resolver)
+
+    def apply(self, ctx: Context) -> Record:
+        # The addresses too: restore re-creates the link from the record, as it was made.
         host, inside = self._wanted(ctx)
+        deprecated, resolver = self._extras(ctx)
+        return {**super().apply(ctx), "netns": self.netns, "host": [str(a) for a in host],
+                "inside": [str(a) for a in inside], "deprecated": deprecated, "resolver": resolver}
+
+    @staticmethod
+    def _make(ctx: Context, netns: str, host: list[IPIface], inside: list[IPIface], *, deprecated: list[str],
+              resolver: str | None) -> None:
         net = ctx.host.net
         net.delete_link(SUPPORT_LINK)
         ctx.host.proc.run(
-            ["ip", "link", "add", SUPPORT_LINK, "type", "veth", "peer", "name", SUPPORT_PEER, "netns", self.netns],
+            ["ip", "link", "add", SUPPORT_LINK, "type", "veth", "peer", "name", SUPPORT_PEER, "netns", netns],
             timeout=30,
         )
         try:
@@ -157,29 +175,56 @@ class SupportLink(Created):
                 net.add_address(SUPPORT_LINK, address, nodad=True)
             net.link_up(SUPPORT_LINK)
             # A private link: duplicate address detection would only delay the servers.
-            nat64 = ctx.egress.nat64
             for address in inside:
                 flags = ["nodad"] if address.version == 6 else []
-                if nat64 is not None and address.ip == nat64.ip:
+                if str(address.ip) in deprecated:
                     # Only the node's next hop into tayga, and with the well-known prefix tayga's own address:
                     # deprecated, so that the DNS64 server here never sends from it (RFC 6724 rule 3).
                     flags += ["preferred_lft", "0"]
-                ctx.host.ip_in(self.netns, "addr", "add", str(address), "dev", SUPPORT_PEER, *flags)
-            ctx.host.ip_in(self.netns, "link", "set", SUPPORT_PEER, "up")
+                ctx.host.ip_in(netns, "addr", "add", str(address), "dev", SUPPORT_PEER, *flags)
+            ctx.host.ip_in(netns, "link", "set", SUPPORT_PEER, "up")
             for gateway in host:
                 family = f"-{gateway.version}"
-                ctx.host.ip_in(self.netns, family, "route", "add", "default", "via", str(gateway.ip), "dev", SUPPORT_PEER)
-            resolver = remote_resolver(ctx)
+                ctx.host.ip_in(netns, family, "route", "add", "default", "via", str(gateway.ip), "dev", SUPPORT_PEER)
             if resolver is not None:
                 # The DNS64 server is on another node, though its address lies in this support network:
                 # translated replies to it must leave through the node, not look for it on this link.
-                ctx.host.ip_in(self.netns, "-6", "route", "add", str(resolver), "via", str(host[0].ip),
-                               "dev", SUPPORT_PEER)
+                ctx.host.ip_in(netns, "-6", "route", "add", resolver, "via", str(host[0].ip), "dev", SUPPORT_PEER)
             for name in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
-                ctx.host.proc.run(["ip", "netns", "exec", self.netns, "sysctl", "-qw", name], timeout=30)
+                ctx.host.proc.run(["ip", "netns", "exec", netns, "sysctl", "-qw", name], timeout=30)
         except BaseException:
             net.delete_link(SUPPORT_LINK)
             raise
+
+    @staticmethod
+    def _addresses(record: Record) -> tuple[list[IPIface], list[IPIface]]:
+        return [ip_interface(a) for a in record["host"]], [ip_interface(a) for a in record["inside"]]
+
+    @classmethod
+    def check(cls, ctx: Context, record: Record) -> Status:
+        link, net = record["link"], ctx.host.net
+        if not net.link_exists(link):
+            return Status.missing(f"{link} is gone")
+        if "host" not in record:  # journaled by an earlier lazyjack, without the addresses
+            return Status.ok(f"{link} exists")
+        host, inside = cls._addresses(record)
+        netns = record["netns"]
+        if not ctx.host.netns_exists(netns):
+            return Status.missing(f"namespace {netns} is gone")
+        details = [] if net.is_up(link) else [f"{link} is down"]
+        present = _addresses_in(ctx, netns, SUPPORT_PEER)
+        details += [f"{a} missing from {link}" for a in host if a not in net.addresses(link)]
+        details += [f"{a} missing from {SUPPORT_PEER} in {netns}" for a in inside if a not in present]
+        return Status.drifted(*details) if details else Status.ok(f"{link} and {SUPPORT_PEER} have their addresses")
+
+    @classmethod
+    def mend(cls, ctx: Context, record: Record) -> Record:
+        if "host" not in record:
+            raise HostError(f"the journal's record of {record['link']} has no addresses (an earlier lazyjack wrote "
+                            "it): `lazyjack prepare` makes it again")
+        cls._make(ctx, record["netns"], *cls._addresses(record), deprecated=list(record.get("deprecated", [])),
+                  resolver=record.get("resolver"))
+        return dict(record)
 
     @classmethod
     def delete(cls, ctx: Context, record: Record) -> Outcome:
@@ -237,6 +282,15 @@ class NativeServer(Step):
         return Outcome.change(*replaced, f"start {self.program} in {self.netns}")
 
     def apply(self, ctx: Context) -> Record:
+        tun_routes: list[str] = []
+        if self.program == "tayga":  # the NAT64 pool and the DNS64 prefix, into tayga's tun
+            nat64 = ctx.egress.nat64
+            assert nat64 is not None
+            tun_routes = [str(nat64.v4_cidr), str(ctx.egress.prefix)]
+        return self._start(ctx, tun_routes=tun_routes, keep_files=False)
+
+    def _start(self, ctx: Context, *, tun_routes: list[str], keep_files: bool) -> Record:
+        """(Re)start the server with this configuration; the record keeps all restore needs to do it again."""
         paths = self._paths(ctx)
         files = ctx.host.files
         ctx.host.daemons.stop(paths["pid"], program=self.program)
@@ -249,7 +303,7 @@ class NativeServer(Step):
         (paths["dir"] / "data").mkdir(mode=0o700, exist_ok=True)
         try:
             if self.program == "tayga":
-                self._prepare_tun(ctx, inside, paths)
+                self._prepare_tun(ctx, inside, paths, tun_routes)
             argv = [*inside, self.program, *ARGV[self.program], str(paths["conf"])]
             pid = ctx.host.daemons.start(argv, pid_file=paths["pid"], log_file=paths["log"])
             if self.program != "tayga" and not ctx.host.daemons.listening(pid, port=53, timeout=10):
@@ -259,19 +313,37 @@ class NativeServer(Step):
         except BaseException:
             # Started but then failed or interrupted: stop it before its pid file goes.
             ctx.host.daemons.stop(paths["pid"], program=self.program)
-            self._forget_files(ctx, self.directory, self.program, created_dirs=created)
+            if not keep_files:
+                self._forget_files(ctx, self.directory, self.program, created_dirs=created)
             raise
         return {"netns": self.netns, "program": self.program, "directory": self.directory,
-                "created_dirs": created, "summary": self.title}
+                "created_dirs": created, "conf": self.conf, "tun_routes": tun_routes, "summary": self.title}
 
-    def _prepare_tun(self, ctx: Context, inside: list[str], paths: dict[str, Path]) -> None:
-        egress = ctx.egress
-        assert egress.nat64 is not None
+    def _prepare_tun(self, ctx: Context, inside: list[str], paths: dict[str, Path], routes: list[str]) -> None:
         if not ctx.host.ip_in(self.netns, "link", "show", TUN, check=False):
             ctx.host.proc.run([*inside, "tayga", "--config", str(paths["conf"]), "--mktun"], timeout=30)
         ctx.host.ip_in(self.netns, "link", "set", TUN, "up")
-        ctx.host.ip_in(self.netns, "route", "replace", str(egress.nat64.v4_cidr), "dev", TUN)
-        ctx.host.ip_in(self.netns, "route", "replace", str(egress.prefix), "dev", TUN)
+        for destination in routes:  # the NAT64 pool and the DNS64 prefix
+            ctx.host.ip_in(self.netns, "route", "replace", destination, "dev", TUN)
+
+    @classmethod
+    def check(cls, ctx: Context, record: Record) -> Status:
+        program, netns = record["program"], record["netns"]
+        if not ctx.host.netns_exists(netns):
+            return Status.missing(f"namespace {netns} is gone, and {program} with it")
+        pid = ctx.host.daemons.running(ctx.real_path(f"{record['directory']}/{program}.pid"), program=program)
+        if pid is None:
+            return Status.missing(f"{program} is not running")
+        return Status.ok(f"{program} is running (pid {pid})")
+
+    @classmethod
+    def mend(cls, ctx: Context, record: Record) -> Record:
+        """Start it again with the recorded configuration; its files stay (a rollback only stops it)."""
+        if "conf" not in record:
+            raise HostError(f"the journal's record of {record['program']} has no configuration (an earlier lazyjack "
+                            "wrote it): `lazyjack prepare` starts it again")
+        step = cls(record["netns"], record["program"], record["conf"], record["directory"])
+        return {**step._start(ctx, tun_routes=list(record.get("tun_routes", [])), keep_files=True), "keep_files": True}
 
     @staticmethod
     def _forget_files(ctx: Context, directory: str, program: str, *, created_dirs: list[str]) -> list[str]:
@@ -291,6 +363,8 @@ class NativeServer(Step):
         program, directory = record["program"], record["directory"]
         pid_file = ctx.real_path(f"{directory}/{program}.pid")
         stopped = ctx.host.daemons.stop(pid_file, program=program)
+        if record.get("keep_files"):  # a restore's start, rolled back: the files were there before it
+            return Outcome.change(f"stopped {program}") if stopped else Outcome.noop(f"{program} is not running")
         cls._forget_files(ctx, directory, program, created_dirs=record.get("created_dirs", []))
         if stopped:
             return Outcome.change(f"stopped {program}; removed its files")
@@ -373,8 +447,14 @@ class FirewallRules(Items):
         first = rule[3] == "FORWARD" and rule[-2:] != ["-j", "DROP"]
         return FirewallRules._with(rule, "-I" if first else "-A")
 
-    def _present(self, ctx: Context, rule: list[str]) -> bool:
-        return ctx.host.proc.run(self._with(rule, "-C"), timeout=30, check=False).returncode == 0
+    @classmethod
+    def _present(cls, ctx: Context, rule: list[str]) -> bool:
+        return ctx.host.proc.run(cls._with(rule, "-C"), timeout=30, check=False).returncode == 0
+
+    @classmethod
+    def drifts(cls, ctx: Context, items: list[Item]) -> list[ItemDrift]:
+        return [ItemDrift(rule, f"rule missing: {rule[0]} -t {rule[2]} -A {' '.join(rule[3:])}")
+                for rule in items if not cls._present(ctx, rule)]
 
     def missing(self, ctx: Context) -> list[Item]:
         for program in sorted({rule[0] for rule in self.rules()}):
