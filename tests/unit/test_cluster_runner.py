@@ -119,6 +119,27 @@ def test_ssh_argv_quotes_the_remote_command_and_checks_keys(tmp_path: Path) -> N
     assert not ssh.control_dir.exists()
 
 
+def test_login_user_from_the_config_else_ssh_config_else_root(tmp_path: Path) -> None:
+    """Real `ssh -G` (it connects nowhere): general.ssh-user wins; without it, ssh_config's User for the host;
+    where ssh_config names none, root (not ssh's own default, the local login name)."""
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text("Host configured\n    User admin\nHost *\n    Port 2222\n")
+    hosts = {"a": "configured", "b": "plain"}
+    named, unnamed = SshTransport(hosts, user="ops", ssh_config=cfg), SshTransport(hosts, user=None, ssh_config=cfg)
+    try:
+        assert named.login("a") == ("ops", True) and named.login("b") == ("ops", True)
+        assert unnamed.login("a") == ("admin", False) and unnamed.login("b") == ("root", True)
+        configured = unnamed.launch("a", ["lazyjack", "up"], root=True, attached=True).argv
+        assert "-l" not in configured and shlex.split(configured[-1]) == ["sudo", "-n", "--", "lazyjack", "up"]
+        plain = unnamed.launch("b", ["lazyjack", "up"], root=True, attached=True).argv
+        assert plain[plain.index("-l") + 1] == "root" and shlex.split(plain[-1]) == ["lazyjack", "up"]
+        assert unnamed.resolve("a").where == "admin@configured port 2222"
+        assert unnamed.resolve("b").where == "root@plain port 2222"
+    finally:
+        named.close()
+        unnamed.close()
+
+
 def test_parse_ssh_g() -> None:
     text = ("user admin\nhostname 10.0.0.5\nport 2222\nhostkeyalias none\n"
             "userknownhostsfile ~/.ssh/known_hosts ~/.ssh/known_hosts2\nglobalknownhostsfile /etc/ssh/ssh_known_hosts\n")

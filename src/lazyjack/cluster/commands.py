@@ -55,7 +55,7 @@ def endpoints(config: Config, args: ClusterArgs) -> dict[str, Endpoint]:
     """The local node runs here; every other node over SSH at its ssh-host (or its name)."""
     here = local_node(config, args.local)
     remote = {n: spec.ssh_host or n for n, spec in config.nodes.items() if n != here}
-    ssh = SshTransport(remote, user=config.general.ssh_user or "root", ssh_config=args.ssh_config,
+    ssh = SshTransport(remote, user=config.general.ssh_user, ssh_config=args.ssh_config,
                        accept_new=args.accept_new_host_keys) if remote else None
     result: dict[str, Endpoint] = {}
     for name in config.nodes:

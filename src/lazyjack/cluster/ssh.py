@@ -6,6 +6,10 @@ without connecting, and lazyjack gains no dependency. A master connection per no
 (ControlMaster) carries the short queries (version, facts, the config hand-out) as channels;
 a node command that acts gets a connection and a terminal of its own, so that Ctrl-C reaches it.
 
+The login user is general.ssh-user when the config names one (`ssh -l`); else ssh_config's `User` for
+that host, and root where ssh_config sets none (`ssh -G` shows ssh's own default, the local login
+name, then). A user other than root runs lazyjack on the node with `sudo -n`.
+
 Host keys are always checked (StrictHostKeyChecking=yes, or accept-new when asked). When a
 connection fails, `diagnose` tells an unknown key from a changed one from a host that cannot
 be reached by what it can check: the known_hosts entries (`ssh-keygen -F`) against the key the
@@ -14,6 +18,7 @@ host presents to a probe that records it in a throwaway known_hosts file.
 
 from __future__ import annotations
 
+import getpass
 import os
 import shlex
 import shutil
@@ -92,22 +97,38 @@ class SshTransport:
 
     kind = "ssh"
 
-    def __init__(self, hosts: dict[str, str], *, user: str, ssh_config: Path | None = None,
+    def __init__(self, hosts: dict[str, str], *, user: str | None, ssh_config: Path | None = None,
                  accept_new: bool = False, proc: RunnerAPI | None = None) -> None:
         self.hosts = hosts
-        self.user = user
+        self.user = user  # general.ssh-user; None: ssh_config's User, else root
         self.ssh_config = ssh_config
         self.accept_new = accept_new
         self.proc = proc or Runner()
         self.control_dir = Path(tempfile.mkdtemp(prefix="lazyjack-ssh-"))
         self.connected: set[str] = set()
+        self._logins: dict[str, tuple[str, bool]] = {}
 
-    def _base(self, *, shared: bool = True) -> list[str]:
+    def _config(self) -> list[str]:
+        return ["ssh"] + (["-F", str(self.ssh_config)] if self.ssh_config is not None else [])
+
+    def login(self, node: str) -> tuple[str, bool]:
+        """(the user ssh logs in as on `node`, whether lazyjack must say so with -l)."""
+        if self.user is not None:
+            return self.user, True
+        if node not in self._logins:
+            done = self.proc.run([*self._config(), "-G", "--", self.hosts[node]], timeout=QUERY_TIMEOUT)
+            configured = parse_ssh_g(done.stdout).user
+            # ssh's own default is the local login name: ssh_config names no user for the host then.
+            self._logins[node] = ("root", True) if configured in ("", getpass.getuser()) else (configured, False)
+        return self._logins[node]
+
+    def _login_args(self, node: str) -> list[str]:
+        user, explicit = self.login(node)
+        return ["-l", user] if explicit else []
+
+    def _base(self, node: str, *, shared: bool = True) -> list[str]:
         """ssh's options; `shared`: through the node's master connection (ssh takes the first value given)."""
-        argv = ["ssh"]
-        if self.ssh_config is not None:
-            argv += ["-F", str(self.ssh_config)]
-        return [*argv, "-l", self.user,
+        return [*self._config(), *self._login_args(node),
                 "-o", "BatchMode=yes",
                 "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
                 "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
@@ -117,25 +138,25 @@ class SshTransport:
 
     def connect_argv(self, node: str) -> list[str] | None:
         self.connected.add(node)
-        return [*self._base(), "-o", "ControlMaster=yes", "-o", f"ControlPersist={CONTROL_PERSIST}",
+        return [*self._base(node), "-o", "ControlMaster=yes", "-o", f"ControlPersist={CONTROL_PERSIST}",
                 "-T", "--", self.hosts[node], "true"]
 
     def launch(self, node: str, argv: list[str], *, root: bool, attached: bool) -> Launch:
-        if root and self.user != "root":
+        if root and self.login(node)[0] != "root":
             argv = ["sudo", "-n", "--", *argv]
         if not attached:
-            return Launch([*self._base(), "-o", "ControlMaster=no", "-T", "--", self.hosts[node], shlex.join(argv)])
+            return Launch([*self._base(node), "-o", "ControlMaster=no", "-T", "--", self.hosts[node], shlex.join(argv)])
         # A terminal on the node for commands that act: Ctrl-C written to it becomes SIGINT there,
         # and a lost connection hangs it up (SIGHUP); without one, the remote command would go on.
         # A connection of its own: through a master connection, the Ctrl-C never reaches the
         # terminal (OpenSSH 9.2, tested). Its handshake is small beside the command it runs.
         # LogLevel=ERROR: not "Connection to ... closed." after every command.
-        return Launch([*self._base(shared=False), "-tt", "-o", "LogLevel=ERROR", "--", self.hosts[node],
+        return Launch([*self._base(node, shared=False), "-tt", "-o", "LogLevel=ERROR", "--", self.hosts[node],
                        shlex.join(argv)], interrupt_by_tty=True)
 
     def resolve(self, node: str) -> Resolved:
-        argv = ["ssh"] + (["-F", str(self.ssh_config)] if self.ssh_config else [])
-        done = self.proc.run([*argv, "-l", self.user, "-G", "--", self.hosts[node]], timeout=QUERY_TIMEOUT)
+        done = self.proc.run([*self._config(), *self._login_args(node), "-G", "--", self.hosts[node]],
+                             timeout=QUERY_TIMEOUT)
         return parse_ssh_g(done.stdout)
 
     def diagnose(self, node: str, output: str) -> str:
@@ -166,8 +187,7 @@ class SshTransport:
         scratch = Path(tempfile.mkdtemp(prefix="lazyjack-hostkey-"))
         try:
             record = scratch / "known_hosts"
-            argv = ["ssh"] + (["-F", str(self.ssh_config)] if self.ssh_config else [])
-            argv += ["-l", self.user, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
+            argv = [*self._config(), *self._login_args(node), "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
                      "-o", "StrictHostKeyChecking=accept-new", "-o", f"UserKnownHostsFile={record}",
                      "-o", "GlobalKnownHostsFile=/dev/null", "-o", "PreferredAuthentications=none",
                      "-o", "ControlMaster=no", "-o", "ControlPath=none", "-T", "--", self.hosts[node], "true"]
@@ -185,6 +205,6 @@ class SshTransport:
     def close(self) -> None:
         """Stop every master connection (`ssh -O exit`) and remove their sockets."""
         for node in sorted(self.connected):
-            self.proc.run([*self._base(), "-O", "exit", "--", self.hosts[node]], timeout=QUERY_TIMEOUT, check=False)
+            self.proc.run([*self._base(node), "-O", "exit", "--", self.hosts[node]], timeout=QUERY_TIMEOUT, check=False)
         self.connected.clear()
         shutil.rmtree(self.control_dir, ignore_errors=True)
