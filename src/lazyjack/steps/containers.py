@@ -443,7 +443,7 @@ class SupportContainer(Step):
                 except EngineError as exc:
                     raise HostError(
                         f"image {self.server.image} is not on this node and cannot be pulled ({exc.message}); "
-                        "build it from lazyjack's images/ directory (see its README) or set the image in the config"
+                        "build it from lazyjack's images/ directory (README.md, \"DNS64 and NAT64\") or set the image in the config"
                     ) from None
                 self._check_tayga(ctx, engine)
             _, image_id = self._state(ctx, engine)
