@@ -9,6 +9,7 @@ tag, and `destroy` removes every namespace, process and file, also after a failu
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -154,6 +155,8 @@ class SshCluster:
         for ns in self.namespaces:
             sh("ip", "netns", "del", ns, check=False)
         shutil.rmtree(self.directory, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            BASE.rmdir()  # only when no other run's cluster is in it
 
 
 def _entry(path: Path) -> tuple[int, str] | None:

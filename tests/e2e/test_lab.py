@@ -223,8 +223,14 @@ def make_lab(tmp_path: Path, e2e_programs: None, serial: None) -> Iterator[MakeL
     made: list[Lab] = []
 
     def make(name: str, text: str) -> Lab:
-        made.append(Lab(tmp_path, name, text))
-        return made[-1]
+        one = Lab(tmp_path, name, text)
+        if one.directory.exists():
+            # Left by a run killed before its teardown: this test holds the machine-wide lab test lock, so
+            # no running test owns it. Taken away as a user would, or this test would fail for another's sake.
+            down = lab("down", "--name", name)
+            assert down.returncode == 0 and one.leftovers() == [], f"a stale lab {name!r}:\n{down.stdout}{down.stderr}"
+        made.append(one)
+        return one
 
     try:
         yield make

@@ -99,10 +99,11 @@ DRIFTS = [
           "'nameserver fd00:10::100  #[+]' missing"),
     Drift("DNS64 server stopped", MASTER, lambda c: _kill_named(c.nodes[MASTER]), "named is not running"),
     Drift("firewall rule", MASTER,
-          lambda c: c.nodes[MASTER].exec("ip6tables", "-w", "5", "-t", "filter", "-D", "FORWARD", "-d",
-                                         "fd00:10:64:ff9b::/96", "-m", "comment", "--comment", "lazyjack",
+          # The one that lets the management network's traffic to the DNS64 prefix through.
+          lambda c: c.nodes[MASTER].exec("ip6tables", "-w", "5", "-t", "filter", "-D", "FORWARD", "-s", "fd00:20::/64",
+                                         "-d", "fd00:10:64:ff9b::/96", "-m", "comment", "--comment", "lazyjack",
                                          "-j", "ACCEPT"),
-          "rule missing: ip6tables -t filter -A FORWARD -d fd00:10:64:ff9b::/96"),
+          "rule missing: ip6tables -t filter -A FORWARD -s fd00:20::/64 -d fd00:10:64:ff9b::/96"),
 ]
 
 
