@@ -11,7 +11,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 from lazyjack import __version__
 from lazyjack.commands import UP_PHASES, split_phases, unknown_phases
@@ -259,24 +259,34 @@ def build_parser(mentioned: Collection[str] | None = None) -> argparse.ArgumentP
     return parser
 
 
-def _add_cluster_parser(sub: argparse._SubParsersAction, wanted: Callable[[str], bool]) -> None:  # type: ignore[type-arg]
-    about = "run the node commands on every node of the topology, over SSH, in the right order"
-    cluster = sub.add_parser("cluster", help=about, description=about + " (the node this runs on: locally)")
-    if not wanted("cluster"):
+def _command_group(sub: argparse._SubParsersAction, wanted: Callable[[str], bool],  # type: ignore[type-arg]
+                   group: str, about: str, more: str, helps: dict[str, str]) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """`lazyjack GROUP COMMAND`: the group's parser, and each of its commands' parsers that the command line
+    names (the others keep their names and help only: start-up)."""
+    parser = sub.add_parser(group, help=about, description=about + more)
+    if not wanted(group):
         return
-    commands = cluster.add_subparsers(dest="cluster_command", metavar="{prepare|up|down|clean|status}",
-                                      parser_class=_Parser)
-    helps = {
-        "prepare": "pre-flight every node, init on the master when needed, push the config, prepare everywhere",
-        "up": "prepare, then up: the master first, then the minions at once",
-        "down": "down on the minions at once, then on the master",
-        "clean": "down where a node is up, then clean everywhere, the DNS64/NAT64 node last",
-        "status": "per node: reachable, lazyjack version, what its journal says is applied",
-    }
+    commands = parser.add_subparsers(dest=f"{group}_command", metavar="{" + "|".join(helps) + "}",
+                                     parser_class=_Parser)
     for name, text in helps.items():
         cmd = commands.add_parser(name, help=text, description=text)
-        if not wanted(name):
-            continue
+        if wanted(name):
+            yield name, cmd
+
+
+#: `lazyjack cluster` commands and their help.
+CLUSTER_COMMANDS = {
+    "prepare": "pre-flight every node, init on the master when needed, push the config, prepare everywhere",
+    "up": "prepare, then up: the master first, then the minions at once",
+    "down": "down on the minions at once, then on the master",
+    "clean": "down where a node is up, then clean everywhere, the DNS64/NAT64 node last",
+    "status": "per node: reachable, lazyjack version, what its journal says is applied",
+}
+
+
+def _add_cluster_parser(sub: argparse._SubParsersAction, wanted: Callable[[str], bool]) -> None:  # type: ignore[type-arg]
+    about = "run the node commands on every node of the topology, over SSH, in the right order"
+    for name, cmd in _command_group(sub, wanted, "cluster", about, " (the node this runs on: locally)", CLUSTER_COMMANDS):
         cmd.add_argument("-c", "--config", default="config.yaml", metavar="FILE",
                          help="the cluster's configuration (default: config.yaml)")
         cmd.add_argument("--ssh-config", default=None, metavar="FILE", help="another ssh_config file (like ssh -F)")
@@ -405,25 +415,20 @@ def _run_node_side(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: `lazyjack lab` commands and their help.
+LAB_COMMANDS = {
+    "up": "make the namespaces, switch, simulated internet and sandboxes; run init, prepare and up",
+    "check": "make a test pod per node with the real CNI plugins; check pings, DNS64 and NAT64",
+    "reboot": "simulate a reboot of NODE (processes, addresses, routes, sysctls gone), then run its boot",
+    "down": "delete the test pods, run down and clean, check the nodes, remove everything of the lab",
+    "status": "show the labs, what they hold and each node's `lazyjack status`",
+    "exec": "run a command in a node's namespace (NODE, NODE-pod, internet, site or switch)",
+}
+
+
 def _add_lab_parser(sub: argparse._SubParsersAction, wanted: Callable[[str], bool]) -> None:  # type: ignore[type-arg]
     about = "build a config's topology on this machine in network namespaces and run lazyjack in them"
-    lab = sub.add_parser("lab", help=about, description=about + " (like kind for kubeadm)")
-    if not wanted("lab"):
-        return
-    commands = lab.add_subparsers(dest="lab_command", metavar="{up|check|reboot|down|status|exec}",
-                                  parser_class=_Parser)
-    helps = {
-        "up": "make the namespaces, switch, simulated internet and sandboxes; run init, prepare and up",
-        "check": "make a test pod per node with the real CNI plugins; check pings, DNS64 and NAT64",
-        "reboot": "simulate a reboot of NODE (processes, addresses, routes, sysctls gone), then run its boot",
-        "down": "delete the test pods, run down and clean, check the nodes, remove everything of the lab",
-        "status": "show the labs, what they hold and each node's `lazyjack status`",
-        "exec": "run a command in a node's namespace (NODE, NODE-pod, internet or switch)",
-    }
-    for name, text in helps.items():
-        cmd = commands.add_parser(name, help=text, description=text)
-        if not wanted(name):
-            continue
+    for name, cmd in _command_group(sub, wanted, "lab", about, " (like kind for kubeadm)", LAB_COMMANDS):
         if name != "status":
             cmd.add_argument("-c", "--config", default=argparse.SUPPRESS, metavar="FILE",
                              help="the lab's configuration (lab up default: the packaged ipv6.yaml)")

@@ -208,6 +208,31 @@ def test_status_and_json(cluster: SshCluster) -> None:
         n: (True, __version__, "up") for n in NAMES}
 
 
+def test_dry_runs_when_up_with_a_changed_config_change_nothing(cluster: SshCluster) -> None:
+    """Up, and the local config changed since (the pod network's MTU): the dry runs of prepare, up, down and
+    clean show every node's plan and change nothing anywhere, the copies of the config on the nodes included."""
+    before, original = cluster.snapshots(), cluster.config.read_bytes()
+    pushed = {name: (node.etc / "lazyjack" / "config.yaml").read_bytes() for name, node in cluster.nodes.items()}
+    old = b"pod_net:\n    cidr: 10.244.0.0/16\n"
+    assert old in original
+    cluster.config.write_bytes(original.replace(old, old + b"    mtu: 1400\n"))
+    try:
+        for action in ("prepare", "up", "down", "clean"):
+            logs = cluster.directory / "logs" / f"dry-{action}"
+            result = cluster.cluster(action, "--dry-run", "--log-dir", str(logs))
+            assert result.returncode == 0, out(result)
+            assert "(dry run: nothing changes on any node)" in result.stdout, out(result)
+            if action == "prepare":
+                for name in NAMES:  # each node planned with the config that would be pushed: the new MTU
+                    plan = (logs / f"{name}.log").read_text()
+                    assert "~ " in plan and "1400" in plan, plan
+            assert cluster.snapshots() == before, action
+        for name, node in cluster.nodes.items():
+            assert (node.etc / "lazyjack" / "config.yaml").read_bytes() == pushed[name]
+    finally:
+        cluster.config.write_bytes(original)
+
+
 def test_failed_join_table_and_rerun(cluster: SshCluster) -> None:
     """Down, then up with minion-2's join failing: exit 1, the table, minion-2 rolled back; a rerun converges."""
     down = cluster.cluster("down")

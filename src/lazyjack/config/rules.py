@@ -409,6 +409,16 @@ def _family_check(problems: Problems, path: KeyPath, net: IPNet | IPAddr, versio
     return True
 
 
+#: The address family each egress key needs, and what it is (for the message), by section.
+_EGRESS_FAMILIES = {
+    "nat64": (("v4_cidr", 4, "the NAT64 pool"), ("v4_ip", 4, "nat64.v4_ip"), ("ip", 6, "nat64.ip"),
+              ("external-gateway", 6, "the NAT64 gateway of an IPv6-only cluster")),
+    "dns64": (("cidr", 6, "the DNS64 prefix"), ("ip", 6, "dns64.ip"),
+              ("external-server", 6, "the DNS64 server of an IPv6-only cluster"),
+              ("external-via", 6, "a router on the IPv6 management network")),
+}
+
+
 def check_families(p: Parts, problems: Problems) -> None:
     """Every CIDR is of the family the mode needs; dual-stack has one of each."""
     if p.mode is None:
@@ -447,26 +457,17 @@ def check_families(p: Parts, problems: Problems) -> None:
         _family_check(problems, ("support_net", "cidr"), p.support.cidr, 6, "support_net.cidr")
         _family_check(problems, ("support_net", "v4cidr"), p.support.v4cidr, 4, "support_net.v4cidr")
     wanted: list[tuple[KeyPath, IPNet | IPAddr | None, int, str]] = []
-    if p.nat64 is not None:
-        wanted += [
-            (("nat64", "v4_cidr"), p.nat64.v4_cidr, 4, "the NAT64 pool"),
-            (("nat64", "v4_ip"), p.nat64.v4_ip, 4, "nat64.v4_ip"),
-            (("nat64", "ip"), p.nat64.ip, 6, "nat64.ip"),
-            (("nat64", "external-gateway"), p.nat64.external_gateway, 6, "the NAT64 gateway of an IPv6-only cluster"),
-        ]
-    if p.dns64 is not None:
-        wanted += [
-            (("dns64", "cidr"), p.dns64.cidr, 6, "the DNS64 prefix"),
-            (("dns64", "ip"), p.dns64.ip, 6, "dns64.ip"),
-            (("dns64", "external-server"), p.dns64.external_server, 6, "the DNS64 server of an IPv6-only cluster"),
-            (("dns64", "external-via"), p.dns64.external_via, 6, "a router on the IPv6 management network"),
-        ]
-        remote = p.dns64.remote_server
-        if remote is not None and remote.version != 4:
-            problems.add(
-                ("dns64", "remote_server"),
-                f"{str(remote)!r} must be an IPv4 address (the DNS64 server reaches it through NAT64)",
-            )
+    for section, fields in _EGRESS_FAMILIES.items():
+        values = getattr(p, section)
+        if values is not None:
+            wanted += [((section, key), getattr(values, key.replace("-", "_")), family, what)
+                       for key, family, what in fields]
+    remote = p.dns64.remote_server if p.dns64 is not None else None
+    if remote is not None and remote.version != 4:
+        problems.add(
+            ("dns64", "remote_server"),
+            f"{str(remote)!r} must be an IPv4 address (the DNS64 server reaches it through NAT64)",
+        )
     for path, value, version, what in wanted:
         if value is not None:
             _family_check(problems, path, value, version, what)

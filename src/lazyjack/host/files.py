@@ -41,16 +41,7 @@ def replace_file(path: Path, data: bytes, *, mode: int, owner: tuple[int, int] |
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if owner is not None:
-                os.fchown(fd, *owner)
-            os.fchmod(fd, mode)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fill(fd, data, mode=mode, owner=owner)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -105,16 +96,7 @@ def write_at(dirfd: int, name: str, data: bytes, *, mode: int, owner: tuple[int,
     tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dirfd)
     try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if owner is not None:
-                os.fchown(fd, *owner)
-            os.fchmod(fd, mode)  # after the chown, which may clear set-id bits
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fill(fd, data, mode=mode, owner=owner)
         os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -122,6 +104,21 @@ def write_at(dirfd: int, name: str, data: bytes, *, mode: int, owner: tuple[int,
         raise
     with contextlib.suppress(OSError):  # some filesystems refuse fsync on a directory
         os.fsync(dirfd)
+
+
+def _fill(fd: int, data: bytes, *, mode: int, owner: tuple[int, int] | None) -> None:
+    """A new temp file's content, owner and mode (after the chown, which may clear set-id bits), on disk;
+    the descriptor is closed whatever happens."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _sync_dir(directory: Path) -> None:

@@ -95,7 +95,7 @@ class UserFiles:
 
     def rmdir(self, relative: str) -> bool:
         """Remove the directory if it is empty; False when it is not there or not empty."""
-        removed: bool = self._as_user(lambda home: _rmdir(home, _parts(relative)), relative)
+        removed: bool = self._as_user(lambda home: _remove(home, _parts(relative), directory=True), relative)
         return removed
 
     # --- as the user, in a child ------------------------------------------------------------------
@@ -302,31 +302,22 @@ def _write(home: int, parts: list[str], hexdata: str, mode: int, dir_mode: int) 
     return made
 
 
-def _remove(home: int, parts: list[str]) -> bool:
+def _remove(home: int, parts: list[str], *, directory: bool = False) -> bool:
+    """Unlink the file (or remove the empty `directory`) at `parts` below `home`; False when it is not there
+    (or, a directory, not empty)."""
     found = _walk(home, parts[:-1])
     if found is None:
         return False
-    directory, _ = found
+    parent, _ = found
     try:
-        os.unlink(parts[-1], dir_fd=directory)
-        return True
-    except FileNotFoundError:
-        return False
-    finally:
-        os.close(directory)
-
-
-def _rmdir(home: int, parts: list[str]) -> bool:
-    found = _walk(home, parts[:-1])
-    if found is None:
-        return False
-    directory, _ = found
-    try:
-        os.rmdir(parts[-1], dir_fd=directory)
+        if directory:
+            os.rmdir(parts[-1], dir_fd=parent)
+        else:
+            os.unlink(parts[-1], dir_fd=parent)
         return True
     except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTEMPTY, errno.EEXIST):
+        if exc.errno == errno.ENOENT or (directory and exc.errno in (errno.ENOTEMPTY, errno.EEXIST)):
             return False
         raise
     finally:
-        os.close(directory)
+        os.close(parent)

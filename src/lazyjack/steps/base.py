@@ -213,6 +213,16 @@ class Step(ABC):
 
         raise HostError(f"{cls.kind} cannot be re-applied from its journal record; run the command that made it")
 
+    @staticmethod
+    def needs(record: Record, key: str, *, name: str, what: str, again: str) -> None:
+        """For a mend: `record` must hold `key`; records an earlier lazyjack journaled lack it, and the command
+        that made the thing `again` makes it then."""
+        if key not in record:
+            from lazyjack.errors import HostError
+
+            raise HostError(f"the journal's record of {name} has no {what} (an earlier lazyjack wrote it): "
+                            f"`lazyjack prepare` {again}")
+
     @classmethod
     def merge(cls, old: Record, new: Record) -> Record:
         """The record to keep when a step already in the journal applies again.

@@ -220,9 +220,7 @@ class SupportNetwork(Step):
 
     @classmethod
     def mend(cls, ctx: Context, record: Record) -> Record:
-        if "v6" not in record:
-            raise HostError(f"the journal's record of {record['network']} has no subnets (an earlier lazyjack wrote "
-                            "it): `lazyjack prepare` makes it again")
+        cls.needs(record, "v6", name=record["network"], what="subnets", again="makes it again")
         v6, v4 = ip_network(record["v6"]), ip_network(record["v4"])
         assert isinstance(v6, IPv6Network) and isinstance(v4, IPv4Network)
         return cls(EngineRef.from_record(record), v6, v4, record["network"]).apply(ctx)
@@ -525,9 +523,7 @@ class SupportContainer(Step):
     @classmethod
     def mend(cls, ctx: Context, record: Record) -> Record:
         """Make and start the container again as recorded (its configuration file, if gone, written again)."""
-        if "plan" not in record:
-            raise HostError(f"the journal's record of {record['name']} does not say how it was made (an earlier "
-                            "lazyjack wrote it): `lazyjack prepare` starts it again")
+        cls.needs(record, "plan", name=record["name"], what="plan (how it was made)", again="starts it again")
         step = cls(EngineRef.from_record(record), plan_from_record(record["plan"]), record["directory"],
                    record["network"])
         return step.apply(ctx)

@@ -71,29 +71,39 @@ def apply_steps(
                                     None if earlier is None else copy.deepcopy(earlier.record)))
             journal.add(command=command, key=step.key, kind=step.kind, title=step.title, record=record,
                         merge=step.merge)
-        except Exception as exc:
-            # Any exception, not only lazyjack's and the host's: a ValueError from a renderer or a KeyError
-            # from a malformed record must not leave this run's changes in place either.
-            what = describe_failure(exc)
-            ctx.report(_line(FAILED, step.title, what))
-            undone = _rollback(ctx, applied, journal=journal) if rollback else []
-            if rollback:
-                tail = f"; rolled back {len(undone)} change(s) of this run" if undone else "; nothing to roll back"
-            else:
-                tail = f"; kept {len(applied)} change(s) of this run (--no-rollback); `lazyjack clean` undoes them"
-            raise StepFailed(f"{command} failed at {step.title}: {what}{tail}", unexpected=not expected_failure(exc)) from exc
         except BaseException as exc:
-            # Ctrl-C, or SIGTERM (the CLI raises it as a KeyboardInterrupt), or SystemExit: leave the node as this
-            # run found it, as for a failure. A second interrupt stops the rollback; what is left stays in the journal.
-            ctx.report(_line(FAILED, step.title, "interrupted" if isinstance(exc, KeyboardInterrupt)
-                             else describe_failure(exc)))
-            if rollback:
-                undone = _rollback(ctx, applied, journal=journal)
-                ctx.report(f"  {UNDONE} rolled back {len(undone)} change(s) of this run")
+            _failed(ctx, exc, command, step.title, applied, journal=journal, rollback=rollback,
+                    kept="; `lazyjack clean` undoes them")
             raise
         ctx.report(_line(DONE, step.title, "; ".join(outcome.changes)))
         result.changed.append(step.title)
     return result
+
+
+def _failed(ctx: Context, exc: BaseException, command: str, title: str, applied: list[_Applied], *,
+            journal: Journal, rollback: bool, kept: str) -> None:
+    """A step failed or the run was interrupted there: report it and roll back what this run applied.
+
+    Any exception, not only lazyjack's and the host's: a ValueError from a renderer or a KeyError from a
+    malformed record must not leave this run's changes in place either; it becomes a StepFailed. Ctrl-C,
+    SIGTERM (the CLI raises it as a KeyboardInterrupt) or SystemExit leave the node as this run found it
+    too, and go on (the caller re-raises them); a second interrupt stops the rollback, and what is left
+    stays in the journal.
+    """
+    if not isinstance(exc, Exception):
+        ctx.report(_line(FAILED, title, "interrupted" if isinstance(exc, KeyboardInterrupt) else describe_failure(exc)))
+        if rollback:
+            undone = _rollback(ctx, applied, journal=journal)
+            ctx.report(f"  {UNDONE} rolled back {len(undone)} change(s) of this run")
+        return
+    what = describe_failure(exc)
+    ctx.report(_line(FAILED, title, what))
+    if rollback:
+        undone = _rollback(ctx, applied, journal=journal)
+        tail = f"; rolled back {len(undone)} change(s) of this run" if undone else "; nothing to roll back"
+    else:
+        tail = f"; kept {len(applied)} change(s) of this run (--no-rollback){kept}"
+    raise StepFailed(f"{command} failed at {title}: {what}{tail}", unexpected=not expected_failure(exc)) from exc
 
 
 class _Applied(NamedTuple):
@@ -198,21 +208,8 @@ def restore_entries(ctx: Context, entries: Sequence[Entry], *, journal: Journal,
             record = cls.mend(ctx, entry.record)
             mended.append(_Applied(entry.title, entry.command, entry.key, cls.revert, record,
                                    copy.deepcopy(entry.record)))
-        except Exception as exc:
-            failure = describe_failure(exc)
-            ctx.report(_line(FAILED, entry.title, failure))
-            undone = _rollback(ctx, mended, journal=journal) if rollback else []
-            if rollback:
-                tail = f"; rolled back {len(undone)} change(s) of this run" if undone else "; nothing to roll back"
-            else:
-                tail = f"; kept {len(mended)} change(s) of this run (--no-rollback)"
-            raise StepFailed(f"restore failed at {entry.title}: {failure}{tail}",
-                             unexpected=not expected_failure(exc)) from exc
-        except BaseException:
-            ctx.report(_line(FAILED, entry.title, "interrupted"))
-            if rollback:
-                undone = _rollback(ctx, mended, journal=journal)
-                ctx.report(f"  {UNDONE} rolled back {len(undone)} change(s) of this run")
+        except BaseException as exc:
+            _failed(ctx, exc, "restore", entry.title, mended, journal=journal, rollback=rollback, kept="")
             raise
         ctx.report(_line(DONE, entry.title, f"re-applied ({what})"))
         result.changed.append(entry.title)

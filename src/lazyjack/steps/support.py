@@ -219,9 +219,7 @@ class SupportLink(Created):
 
     @classmethod
     def mend(cls, ctx: Context, record: Record) -> Record:
-        if "host" not in record:
-            raise HostError(f"the journal's record of {record['link']} has no addresses (an earlier lazyjack wrote "
-                            "it): `lazyjack prepare` makes it again")
+        cls.needs(record, "host", name=record["link"], what="addresses", again="makes it again")
         cls._make(ctx, record["netns"], *cls._addresses(record), deprecated=list(record.get("deprecated", [])),
                   resolver=record.get("resolver"))
         return dict(record)
@@ -339,9 +337,7 @@ class NativeServer(Step):
     @classmethod
     def mend(cls, ctx: Context, record: Record) -> Record:
         """Start it again with the recorded configuration; its files stay (a rollback only stops it)."""
-        if "conf" not in record:
-            raise HostError(f"the journal's record of {record['program']} has no configuration (an earlier lazyjack "
-                            "wrote it): `lazyjack prepare` starts it again")
+        cls.needs(record, "conf", name=record["program"], what="configuration", again="starts it again")
         step = cls(record["netns"], record["program"], record["conf"], record["directory"])
         return {**step._start(ctx, tun_routes=list(record.get("tun_routes", [])), keep_files=True), "keep_files": True}
 
