@@ -192,7 +192,7 @@ def make_ssh_cluster(config_text: str, names: list[str]) -> SshCluster:
             sh("ip", "-n", switch, "link", "set", f"p{i}", "master", "sw", "up")
             sh("nsenter", f"--net=/run/netns/{netns}", "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0",
                "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.eth1.accept_dad=0")
-            node = sshd.SshNode(name, netns, cluster.directory / "nodes" / name, f"ljs{tag}{i}")
+            node = sshd.SshNode(name, netns, cluster.directory / "nodes" / name, f"ljs{tag}{i}", keep=(REPO,))
             cluster.nodes[name] = node
             sshd.prepare_dirs(node)
             (node.etc / "hosts").write_text(HOSTS)

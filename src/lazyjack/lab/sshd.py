@@ -45,6 +45,9 @@ class SshNode:
     netns: str
     directory: Path
     host_link: str  # the access link's end on this machine
+    #: Directories the node must see as this machine has them though they lie under its own /tmp, /etc or
+    #: /var/lib/lazyjack (a checkout in /tmp, say). The interpreter's and lazyjack's always are.
+    keep: tuple[Path, ...] = ()
 
     @property
     def sshd_dir(self) -> Path:
@@ -167,7 +170,8 @@ def start_sshd(node: SshNode, *, authorized_keys: str) -> int:
     Path(STATE_MOUNT).mkdir(mode=0o700, parents=True, exist_ok=True)
     node.pid_file.unlink(missing_ok=True)
     argv = ["nsenter", f"--net=/run/netns/{node.netns}", "unshare", "--mount", "--propagation", "unchanged", "--",
-            sys.executable, "-m", "lazyjack.lab.sshd", str(node.directory), "--",
+            sys.executable, "-m", "lazyjack.lab.sshd", str(node.directory),
+            *(f"--keep={path}" for path in (Path(sys.prefix), Path(__file__).resolve().parents[2], *node.keep)), "--",
             SSHD, "-D", "-f", str(config), "-E", str(node.sshd_dir / "sshd.log")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
                                                                       os.environ.get("PYTHONPATH", "")]))}
@@ -247,12 +251,17 @@ def lazyjack_program() -> str:
     ])
 
 
-def enter(directory: Path, argv: list[str]) -> None:
+def enter(directory: Path, argv: list[str], *, keep: list[Path]) -> None:
     """Inside the new mount namespace: the node's layers over this machine's, then exec sshd."""
-    # The node's directory (sshd's config, pid file, log) stays what it is on this machine, also
-    # when it lies under /var/lib or /tmp: held open now, bound back over the layers at the end.
-    held = os.open(directory, os.O_PATH | os.O_DIRECTORY)
     targets = [path for path, _ in _layers_of(directory)] + [STATE_MOUNT, "/tmp"]
+    # The node's directory (sshd's config, pid file, log), and the directories of `keep` (lazyjack and its
+    # interpreter), stay what they are on this machine, also when they lie under a layer, /var/lib/lazyjack
+    # or /tmp: held open now, bound back over the layers at the end (outermost first).
+    hidden = [Path(t) for t in targets]
+    wanted = sorted({directory, *(k for k in keep if any(k.is_relative_to(h) for h in hidden))},
+                    key=lambda p: len(p.parts))
+    outermost = [p for i, p in enumerate(wanted) if not any(p.is_relative_to(q) for q in wanted[:i])]
+    held = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in outermost}
     parents = set()
     for target in targets:
         found = subprocess.run(["findmnt", "-n", "-o", "TARGET", "-T", target], capture_output=True, text=True,
@@ -266,10 +275,11 @@ def enter(directory: Path, argv: list[str]) -> None:
         _mount("-t", "overlay", "overlay", "-o", f"lowerdir={path},upperdir={upper},workdir={work}", path)
     _mount("--bind", str(directory / "var-lib-lazyjack"), STATE_MOUNT)
     _mount("--bind", str(directory / "tmp"), "/tmp")
-    os.makedirs(directory, exist_ok=True)
-    # --no-canonicalize: the descriptor itself, not the path it had (now hidden by the layers).
-    _mount("--no-canonicalize", "--bind", f"/proc/self/fd/{held}", str(directory), keep=held)
-    os.close(held)
+    for kept, fd in held.items():
+        os.makedirs(kept, exist_ok=True)
+        # --no-canonicalize: the descriptor itself, not the path it had (now hidden by the layers).
+        _mount("--no-canonicalize", "--bind", f"/proc/self/fd/{fd}", str(kept), keep=fd)
+        os.close(fd)
     os.chdir("/")
     os.execv(argv[0], argv)
 
@@ -290,4 +300,5 @@ def remove_node_files(node: SshNode) -> None:
 if __name__ == "__main__":
     args = sys.argv[1:]
     split = args.index("--")
-    enter(Path(args[0]), args[split + 1:])
+    enter(Path(args[0]), args[split + 1:],
+          keep=[Path(a.removeprefix("--keep=")) for a in args[1:split] if a.startswith("--keep=")])
