@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lazyjack.host.process import RunnerAPI, describe_stuck
+from lazyjack.host.process import RunnerAPI, describe_stuck, stop_pids
 from lazyjack.lab import LabError
 
 SSHD = "/usr/sbin/sshd"
@@ -204,14 +204,11 @@ def stop_sshd(node: SshNode) -> bool:
     pid = running_pid(node)
     if pid is None:
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-        time.sleep(POLL)
-    if Path(f"/proc/{pid}").exists():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    # stop_pids counts a zombie as stopped and reaps it: the sshd that this process started is its child,
+    # and waiting for its /proc entry to go took the whole timeout.
+    stuck = stop_pids([pid], grace=STOP_TIMEOUT)
+    if stuck:
+        raise LabError(f"{node.name}'s sshd did not stop: {describe_stuck(stuck)}")
     node.pid_file.unlink(missing_ok=True)
     return True
 
