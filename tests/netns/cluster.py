@@ -6,18 +6,17 @@ recording kubeadm/systemctl stand-ins of tests/standins first on PATH.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from lazyjack.host.process import cmdline, describe_stuck, stop_pids
 
 STANDINS = Path(__file__).resolve().parents[1] / "standins"
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "lazyjack" / "examples"
@@ -209,36 +208,22 @@ def make_cluster(tmp_path: Path, config_text: str, node_names: list[str], *, mtu
 
 # --- the DNS64/NAT64 servers of a node's sandbox ----------------------------------------------
 
-def _cmdline(pid: int) -> list[str]:
-    """The process's arguments; none for a process gone or a zombie."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
 def server_pids(root: Path) -> dict[str, list[int]]:
     """named, unbound and tayga processes whose command line mentions the sandbox `root`, by program."""
     found: dict[str, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        argv = _cmdline(int(entry.name))
+        argv = cmdline(int(entry.name))
         if argv and Path(argv[0]).name in SERVERS and any(Path(arg).is_relative_to(root) for arg in argv):
             found.setdefault(Path(argv[0]).name, []).append(int(entry.name))
     return found
 
 
 def kill_servers(root: Path) -> None:
-    """SIGKILL to every server of `root` (what a failed run may leave), then wait for them to go."""
-    pids = [pid for group in server_pids(root).values() for pid in group]
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while any(_cmdline(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    """Stop every server of `root` (what a failed run may leave) and wait for them to go."""
+    stuck = stop_pids([pid for group in server_pids(root).values() for pid in group], grace=STOP_TIMEOUT)
+    assert not stuck, f"servers of {root} did not stop: {describe_stuck(stuck)}"
 
 
 # --- what a run reports ---------------------------------------------------------------------------

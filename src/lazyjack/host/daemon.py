@@ -9,7 +9,7 @@ from typing import Protocol
 
 from lazyjack.errors import CommandFailed, HostError
 from lazyjack.host.files import replace_file
-from lazyjack.host.process import RunnerAPI, alive, describe_stuck, stop_pids
+from lazyjack.host.process import RunnerAPI, alive, cmdline, describe_stuck, stop_pids
 
 POLL = 0.05
 #: How long a transient unit may take to show a main process that stays up.
@@ -28,17 +28,9 @@ def write_pid(pid_file: Path, pid: int) -> None:
     replace_file(pid_file, f"{pid}\n".encode(), mode=0o644)
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
 def _ours(pid: int, *, pid_file: Path, program: str) -> bool:
     """Whether `pid` runs `program` with a file beside `pid_file` (its configuration) on its command line."""
-    argv = _cmdline(pid)
+    argv = cmdline(pid)
     if not alive(pid) or not any(Path(arg).name == program for arg in argv):
         return False
     return any(Path(arg).parent == pid_file.parent for arg in argv if arg.startswith("/"))

@@ -231,6 +231,15 @@ def process_state(pid: int) -> str:
         return ""
 
 
+def cmdline(pid: int) -> list[str]:
+    """The process's arguments; none for a process gone or a zombie."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
 def alive(pid: int) -> bool:
     """Whether the process runs: it exists and is neither a zombie nor dead."""
     return process_state(pid) not in ("", "Z", "X")
